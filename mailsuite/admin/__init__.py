@@ -1,0 +1,1 @@
+"""mailsuite.admin package."""

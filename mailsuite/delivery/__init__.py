@@ -1,0 +1,1 @@
+"""mailsuite.delivery package."""

@@ -1,0 +1,1 @@
+"""mailsuite.imap package."""

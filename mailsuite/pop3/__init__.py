@@ -1,0 +1,1 @@
+"""mailsuite.pop3 package."""
