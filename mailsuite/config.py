@@ -106,6 +106,12 @@ class AuthConfig:
     throttle_base_delay: float = _non_negative(1.0)
     throttle_max_delay: float = _non_negative(15.0)
     throttle_max_failures: int = _positive(10)
+    # argon2id parameters for new hashes (RFC 9106 §4, second recommended
+    # option); stored hashes with other parameters are rehashed on login.
+    argon2_time_cost: int = _positive(3)
+    argon2_memory_cost: int = _opt(65536, "KiB, an integer >= 8", lambda v: v >= 8)
+    argon2_parallelism: int = _positive(4)
+    cache_max_entries: int = _positive(10000)
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class UsersConfig:
         "+", 'one character, or "" to disable subaddressing', lambda v: len(v) <= 1 and v != "@"
     )
     localpart_case_sensitive: bool = _opt(False, "true or false")
+    alias_max_depth: int = _opt(10, "an integer from 1 to 100", lambda v: 1 <= v <= 100)
 
 
 @dataclass(frozen=True)
