@@ -170,6 +170,11 @@ class QueueConfig:
     smarthost_password_file: str = _opt("", "a file holding the password")
     require_tls_domains: tuple[str, ...] = _opt((), "a list of domain names")
     resolver: str = _opt("", 'a "host:port" DNS server, or "" for the system resolver')
+    mx_port: int = _opt(25, "a TCP port from 1 to 65535", lambda v: 1 <= v <= 65535)
+    tls_ca_file: str = _opt("", 'a PEM file of trusted CAs, or "" for the system trust store')
+    scan_interval: float = _opt(60.0, "seconds, > 0", lambda v: v > 0)
+    connect_timeout: float = _opt(30.0, "seconds, > 0", lambda v: v > 0)
+    command_timeout: float = _opt(300.0, "seconds, > 0", lambda v: v > 0)
 
 
 @dataclass(frozen=True)
