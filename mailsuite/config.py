@@ -85,8 +85,8 @@ class ListenersConfig:
 
 @dataclass(frozen=True)
 class TLSConfig:
-    certificate: str = _opt("", "a PEM file path, or \"\" for a self-signed certificate")
-    private_key: str = _opt("", "a PEM file path, or \"\" for a self-signed certificate")
+    certificate: str = _opt("", 'a PEM file path, or "" for a self-signed certificate')
+    private_key: str = _opt("", 'a PEM file path, or "" for a self-signed certificate')
     minimum_version: str = _opt("1.2", '"1.2" or "1.3"', lambda v: v in ("1.2", "1.3"))
 
 
@@ -140,8 +140,12 @@ class SMTPConfig:
 class POP3Config:
     max_line_length: int = _opt(512, "an integer >= 255", lambda v: v >= 255)
     timeout: float = _opt(600.0, "seconds, > 0", lambda v: v > 0)
-    expire_days: int = _opt(-1, 'an integer >= -1 (-1: do not advertise EXPIRE)', lambda v: v >= -1)
-    login_delay: int = _opt(-1, 'an integer >= -1 (-1: do not advertise LOGIN-DELAY)', lambda v: v >= -1)
+    expire_days: int = _opt(
+        -1, "an integer >= -1 (-1: do not advertise EXPIRE)", lambda v: v >= -1
+    )
+    login_delay: int = _opt(
+        -1, "an integer >= -1 (-1: do not advertise LOGIN-DELAY)", lambda v: v >= -1
+    )
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,9 @@ class Mailbox(Protocol):
         """The cached MIME structure (``mailsuite.mime``) from the index."""
         ...
 
-    def store_flags(self, uids: Iterable[int], flags: Iterable[str], mode: str) -> dict[int, frozenset[str]]:
+    def store_flags(
+        self, uids: Iterable[int], flags: Iterable[str], mode: str
+    ) -> dict[int, frozenset[str]]:
         """mode is "set", "add" or "remove"; returns the new flags of the messages that exist."""
         ...
 
@@ -127,7 +129,10 @@ class Mailbox(Protocol):
         ...
 
     def append(
-        self, source: IO[bytes], flags: Iterable[str] = (), internaldate: datetime.datetime | None = None
+        self,
+        source: IO[bytes],
+        flags: Iterable[str] = (),
+        internaldate: datetime.datetime | None = None,
     ) -> int:
         """Store a message durably (tmp -> fsync -> cur -> fsync dir) and return its UID."""
         ...
@@ -187,7 +192,9 @@ class MailboxChange:
 
 
 class ChangeHub(Protocol):
-    def subscribe(self, account: str, callback: Callable[[MailboxChange], None]) -> Callable[[], None]:
+    def subscribe(
+        self, account: str, callback: Callable[[MailboxChange], None]
+    ) -> Callable[[], None]:
         """Call ``callback`` on the reactor thread for every change; returns an unsubscribe function."""
         ...
 
@@ -301,4 +308,6 @@ class Authenticator(Protocol):
     ``peer`` is the client IP address as a string.
     """
 
-    def login(self, username: str, password: str, peer: str, protocol: str) -> Deferred[UserRecord]: ...
+    def login(
+        self, username: str, password: str, peer: str, protocol: str
+    ) -> Deferred[UserRecord]: ...

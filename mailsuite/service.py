@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application import internet, service
-from twisted.internet import endpoints, protocol
+from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -84,10 +84,10 @@ def build_context(config: Config, reactor: Any) -> ServerContext:
     )
 
 
-def make_factory(context: ServerContext, role: str) -> protocol.Factory:
+def make_factory(context: ServerContext, role: str) -> Any:
     """The protocol factory for ``role``, TLS-wrapped for implicit-TLS roles."""
     module, implicit_tls = ROLES[role]
-    factory: protocol.Factory = importlib.import_module(module).make_factory(
+    factory: Any = importlib.import_module(module).make_factory(
         context, role, implicit_tls
     )
     if implicit_tls:
@@ -99,23 +99,23 @@ class MailService(service.MultiService):
     """The top service; owns the context's thread pool and signal handling."""
 
     def __init__(self, context: ServerContext) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.context = context
         self._old_sighup: Any = None
 
-    def startService(self) -> None:  # noqa: N802
+    def startService(self) -> None:
         runner = self.context.runner
         if isinstance(runner, ThreadPoolRunner):
             runner.start()
         if self.context.tls is not None and hasattr(signal, "SIGHUP"):
             self._old_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
         self.context.reactor.callFromThread(self.context.tls.reload)
 
-    def stopService(self) -> Any:  # noqa: N802
-        d = super().stopService()
+    def stopService(self) -> Any:
+        d = super().stopService()  # type: ignore[no-untyped-call]
 
         def cleanup(result: Any) -> Any:
             runner = self.context.runner

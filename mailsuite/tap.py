@@ -32,7 +32,7 @@ class Options(usage.Options):
         ["data-dir", None, None, "data directory (overrides server.data_dir)"],
     ]
 
-    def postOptions(self) -> None:  # noqa: N802
+    def postOptions(self) -> None:
         try:
             cfg = config_mod.load(self["config"])
             if self["data-dir"]:
@@ -49,14 +49,15 @@ def fail(message: str) -> None:
     raise SystemExit(EX_CONFIG)
 
 
-def makeService(options: Options) -> service.IService:  # noqa: N802
+def makeService(options: Options) -> service.IService:
     from twisted.internet import reactor
 
     from mailsuite.service import make_service
 
     cfg: Any = options["parsed_config"]
     try:
-        return make_service(cfg, reactor, demo=bool(options["demo"]))
+        top: Any = make_service(cfg, reactor, demo=bool(options["demo"]))
+        return top  # type: ignore[no-any-return]
     except ConfigError as e:
         fail(str(e))
         raise  # unreachable

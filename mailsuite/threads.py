@@ -23,7 +23,9 @@ class ThreadPoolRunner:
     service does both).  Implements :class:`mailsuite.interfaces.BlockingRunner`.
     """
 
-    def __init__(self, reactor: IReactorThreads, minthreads: int = 2, maxthreads: int = 16) -> None:
+    def __init__(
+        self, reactor: IReactorThreads, minthreads: int = 2, maxthreads: int = 16
+    ) -> None:
         self._reactor = reactor
         self.pool = ThreadPool(minthreads, maxthreads, name="mailsuite-io")
 

@@ -128,7 +128,7 @@ class TLSContexts:
         """What ``transport.startTLS`` and ``TLSMemoryBIOFactory`` take."""
         return self
 
-    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:  # noqa: N802, N803
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:
         return self._options.serverConnectionForTLS(tlsProtocol)
 
     def reload(self) -> bool:

@@ -111,7 +111,11 @@ class ServerProcess:
         if self.demo:
             cmd.append("--demo")
         self.proc = subprocess.Popen(
-            cmd, cwd=self.tmp, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            cmd,
+            cwd=self.tmp,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         pending = set(self.ports)

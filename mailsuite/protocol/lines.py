@@ -69,10 +69,10 @@ class LineProtocol(protocol.Protocol):
         self.tls_active = False
 
     # -- connection lifecycle -------------------------------------------
-    def makeConnection(self, transport: Any) -> None:  # noqa: N802 (Twisted API)
+    def makeConnection(self, transport: Any) -> None:
         super().makeConnection(transport)
 
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         self.peer_host = getattr(peer, "host", "") or "unix"
         try:
@@ -90,7 +90,7 @@ class LineProtocol(protocol.Protocol):
         )
         self.connection_started()
 
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self._cancel_timeout()
         self.factory.connection_closed(self)
         self.log.info("{cid} disconnect", cid=self.conn_id)
@@ -196,7 +196,7 @@ class LineProtocol(protocol.Protocol):
             return ("TLS", "unknown")
 
     # -- input ---------------------------------------------------------------
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:
         if self.disconnecting:
             return
         self.reset_timeout()
@@ -358,7 +358,7 @@ class _Refuse(protocol.Protocol):
     def __init__(self, message: bytes) -> None:
         self.message = message
 
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:
         if self.message:
             self.transport.write(self.message)  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
@@ -386,12 +386,10 @@ class LineFactory(protocol.Factory):
     def tls_options(self) -> Any:
         return self.context.tls.server_options()
 
-    def buildProtocol(self, addr: Any) -> protocol.Protocol | None:  # noqa: N802
+    def buildProtocol(self, addr: Any) -> protocol.Protocol | None:
         host = getattr(addr, "host", "") or "unix"
         if not self.limiter.acquire(host):
-            LineProtocol.log.warn(
-                "refusing connection from {host}: connection limit", host=host
-            )
+            LineProtocol.log.warn("refusing connection from {host}: connection limit", host=host)
             return _Refuse(self.refusal)
         p = self.build(addr)
         p.factory = self

@@ -19,7 +19,7 @@ from mailsuite.tls import TLSContexts, generate_self_signed
 
 
 class Greeter(protocol.Protocol):
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:
         self.transport.write(b"hello\r\n")
 
 
