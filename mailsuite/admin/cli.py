@@ -25,6 +25,11 @@ from mailsuite.errors import ConfigError
 #: Modules with a ``register(subparsers)`` function, in help order.
 COMMAND_MODULES = [
     "mailsuite.admin.basic",
+    "mailsuite.admin.domains_cmds",
+    "mailsuite.admin.users_cmds",
+    "mailsuite.admin.alias_cmds",
+    "mailsuite.admin.deliver_cmd",
+    "mailsuite.admin.import_cmd",
 ]
 
 

@@ -246,6 +246,8 @@ class SQLiteDirectory:
         """Create a user in an existing domain; returns the normalised address."""
         addr = self._address(address)
         domain = addresses.domain_of(addr)
+        if "/" in addr:  # the local part names the account's maildir
+            raise MailError(ErrorKind.BAD_ADDRESS, "'/' is not allowed in an account name")
         with self._transaction(write=True) as conn:
             self._require_domain(conn, domain)
             if conn.execute("SELECT 1 FROM users WHERE address = ?", (addr,)).fetchone():

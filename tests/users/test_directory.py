@@ -133,6 +133,7 @@ def test_users(d: SQLiteDirectory) -> None:
         (lambda d: d.add_user("a..b@example.test", H), ErrorKind.BAD_ADDRESS),
         (lambda d: d.add_user("x" * 65 + "@example.test", H), ErrorKind.BAD_ADDRESS),
         (lambda d: d.add_user("a@", H), ErrorKind.BAD_ADDRESS),
+        (lambda d: d.add_user("a/b@example.test", H), ErrorKind.BAD_ADDRESS),
         (lambda d: d.delete_user("carol@example.test"), ErrorKind.NONEXISTENT),
         (lambda d: d.set_enabled("carol@example.test", True), ErrorKind.NONEXISTENT),
         (lambda d: d.set_quota("alice@example.test", -1, 0), ErrorKind.BAD_INPUT),
