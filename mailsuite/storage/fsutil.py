@@ -1,0 +1,157 @@
+"""Durable file-system primitives shared by the store and the delivery agent.
+
+DESIGN.md §4.3: every write that matters is a temp file in the same directory,
+fsync, rename, fsync of the directory.  :class:`DirSyncer` groups directory
+fsyncs of concurrent writers without weakening any of them: a caller returns
+only after an fsync that *started after* the caller's own rename completed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import threading
+from pathlib import Path
+
+_counter = itertools.count(1)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """fsync a directory so that renames/links/unlinks inside it are durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(path: Path) -> Path:
+    """A name beside ``path`` unique to this process and thread (no leading dot)."""
+    return path.with_name(f"{path.name}.tmp.{os.getpid()}.{next(_counter)}")
+
+
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (temp, [fsync], rename, [fsync dir]).
+
+    ``durable=False`` is for caches: a crash may lose the new content but never
+    leaves a torn file under ``path``.
+    """
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quiet(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def hostname_for_maildir() -> str:
+    """The host part of maildir file names, with ``/`` and ``:`` escaped as the
+    maildir spec asks (``\\057`` and ``\\072``) and ``,`` escaped too."""
+    host = socket.gethostname() or "localhost"
+    return host.replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
+
+
+class UniqueNames:
+    """Generates maildir base names ``<sec>.M<usec>P<pid>Q<n>.<host>``.
+
+    Unique per host: pid + a per-process counter; the pid is re-read on every
+    call so a forked child never repeats its parent's names.
+    """
+
+    def __init__(self) -> None:
+        self._host = hostname_for_maildir()
+        self._seq = itertools.count(1)
+
+    def new(self, now: float, size: int | None = None) -> str:
+        sec = int(now)
+        usec = int((now - sec) * 1_000_000)
+        name = f"{sec}.M{usec}P{os.getpid()}Q{next(self._seq)}.{self._host}"
+        if size is not None:
+            name += f",S={size},W={size}"
+        return name
+
+
+class _DirState:
+    __slots__ = ("cond", "done", "running", "started", "users")
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.started = 0
+        self.done = 0
+        self.running = False
+        self.users = 0
+
+
+class DirSyncer:
+    """Group commit of directory fsyncs across threads of one process.
+
+    ``sync(path)`` returns after an fsync of ``path`` that began after the call
+    began, so every rename the caller made before calling is durable.  While
+    one thread fsyncs, the others queue; the next fsync covers all of them.
+    Raises the ``OSError`` of a failed fsync to the thread that ran it; the
+    waiters then run their own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirs: dict[str, _DirState] = {}
+
+    def sync(self, path: str | Path) -> None:
+        key = os.fspath(path)
+        with self._lock:
+            st = self._dirs.get(key)
+            if st is None:
+                st = self._dirs[key] = _DirState()
+            st.users += 1
+        try:
+            self._sync(key, st)
+        finally:
+            with self._lock:
+                st.users -= 1
+                if st.users == 0:
+                    del self._dirs[key]
+
+    @staticmethod
+    def _sync(key: str, st: _DirState) -> None:
+        with st.cond:
+            target = st.started + 1
+            while st.done < target:
+                if st.running:
+                    st.cond.wait()
+                    continue
+                st.running = True
+                st.started += 1
+                mine = st.started
+                st.cond.release()
+                ok = False
+                try:
+                    fsync_dir(key)
+                    ok = True
+                finally:
+                    st.cond.acquire()
+                    st.running = False
+                    if ok:
+                        st.done = max(st.done, mine)
+                    st.cond.notify_all()

@@ -1,0 +1,124 @@
+"""Dot-lock files created with ``O_EXCL`` (NFS-safe on NFSv3+, no flock).
+
+Used for ``dovecot-uidlist.lock``, ``dovecot-keywords.lock`` and
+``subscriptions.lock`` exactly as Dovecot uses them, so Dovecot and mailsuite
+exclude each other.  A lock is stale when its mtime is older than
+``stale_after`` seconds (120 s like Dovecot's uidlist lock), or at once when
+it names a process on this host that no longer exists (a killed writer).
+The lock file holds ``<pid>:<host>``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from mailsuite.errors import ErrorKind, MailError
+
+STALE_AFTER = 120.0
+
+
+class DotLock:
+    """``with DotLock(path):`` holds ``path`` (the ``.lock`` file itself).
+
+    Raises ``MailError(IN_USE)`` when the lock cannot be taken within
+    ``timeout`` seconds, ``MailError(NONEXISTENT)`` when the directory is gone.
+    Not reentrant.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout: float = STALE_AFTER + 5,
+        stale_after: float = STALE_AFTER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.stale_after = stale_after
+        self._clock = clock
+        self._held = False
+        self._host = socket.gethostname()
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        content = f"{os.getpid()}:{self._host}".encode()
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                if self._break_if_stale():
+                    continue
+            except FileNotFoundError:
+                raise MailError(ErrorKind.NONEXISTENT, detail=str(self.path.parent)) from None
+            else:
+                try:
+                    os.write(fd, content)
+                finally:
+                    os.close(fd)
+                self._held = True
+                return
+            if time.monotonic() >= deadline:
+                raise MailError(ErrorKind.IN_USE, detail=f"lock timeout {self.path}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _break_if_stale(self) -> bool:
+        try:
+            st = os.stat(self.path)
+            with open(self.path, "rb") as f:
+                owner = f.read(256).decode("ascii", "replace")
+        except FileNotFoundError:
+            return True
+        stale = self._clock() - st.st_mtime > self.stale_after
+        if not stale:
+            pid_s, _, host = owner.partition(":")
+            stale = host == self._host and pid_s.isdigit() and not _alive(int(pid_s))
+        if not stale:
+            return False
+        try:
+            # Only remove the lock we judged (same inode), not a fresh one.
+            if os.stat(self.path).st_ino == st.st_ino:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        return True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> DotLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True

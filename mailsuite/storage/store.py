@@ -1,0 +1,66 @@
+"""The Maildir store: accounts under ``<root>/<domain>/<localpart>/``.
+
+``root`` is ``<data>/mail``.  :meth:`MaildirStore.account` does not touch the
+disk.  ``quota_lookup(address)`` (optional) gives the account's (bytes,
+messages) limits, 0 meaning unlimited; APPEND and COPY check it, and the
+delivery agent uses it unless given its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mailsuite.errors import ErrorKind, MailError
+from mailsuite.interfaces import ChangeHub
+from mailsuite.storage.account import MaildirAccount
+from mailsuite.storage.fsutil import DirSyncer, UniqueNames
+from mailsuite.storage.mailbox import FolderContext
+from mailsuite.storage.quota import MaildirSize
+
+QuotaLookup = Callable[[str], tuple[int, int]]
+
+
+def _no_limits(address: str) -> tuple[int, int]:
+    return 0, 0
+
+
+class MaildirStore:
+    """Implements :class:`mailsuite.interfaces.Store`."""
+
+    def __init__(
+        self,
+        root: Path,
+        hub: ChangeHub | None = None,
+        clock: Callable[[], float] = time.time,
+        quota_lookup: QuotaLookup | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.hub = hub
+        self.clock = clock
+        self.quota_lookup: QuotaLookup = quota_lookup or _no_limits
+        self.names = UniqueNames()
+        self.syncer = DirSyncer()
+        self._recounts: dict[str, float] = {}
+
+    def account_path(self, address: str) -> Path:
+        """``<root>/<domain>/<localpart>``; raises BAD_ADDRESS for unusable addresses."""
+        local, at, domain = address.rpartition("@")
+        for part in (local, domain):
+            if (
+                not at
+                or not part
+                or part in (".", "..")
+                or "/" in part
+                or any(ord(c) < 32 or c == "\x7f" for c in part)
+                or len(part.encode("utf-8", "surrogatepass")) > 255
+            ):
+                raise MailError(ErrorKind.BAD_ADDRESS)
+        return self.root / domain / local
+
+    def account(self, address: str) -> MaildirAccount:
+        root = self.account_path(address)
+        quota = MaildirSize(root, lambda: self.quota_lookup(address), self._recounts)
+        ctx = FolderContext(address, root, self.hub, self.clock, self.names, self.syncer, quota)
+        return MaildirAccount(address, root, ctx, quota)
