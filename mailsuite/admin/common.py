@@ -73,7 +73,7 @@ def store(env: AdminEnv) -> Any | None:
 
     def build() -> Any:
         try:
-            from mailsuite.storage.store import MaildirStore  # type: ignore[import-not-found]
+            from mailsuite.storage.store import MaildirStore
         except ImportError:
             return None
         users = directory(env)

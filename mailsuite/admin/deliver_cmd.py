@@ -44,7 +44,7 @@ def agent(env: AdminEnv) -> Any:
 
     def build() -> Any:
         try:
-            from mailsuite.delivery.agent import MaildirDeliveryAgent  # type: ignore[import-not-found]
+            from mailsuite.delivery.agent import MaildirDeliveryAgent
         except ImportError as e:
             raise AdminError(f"delivery is not available: {e}", exits.TEMPFAIL)
         store = common.store(env)
