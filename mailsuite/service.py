@@ -38,8 +38,8 @@ ROLES: dict[str, tuple[str, bool]] = {
     "submissions": ("mailsuite.protocol.placeholder", True),
     "pop3": ("mailsuite.protocol.placeholder", False),
     "pop3s": ("mailsuite.protocol.placeholder", True),
-    "imap": ("mailsuite.protocol.placeholder", False),
-    "imaps": ("mailsuite.protocol.placeholder", True),
+    "imap": ("mailsuite.imap.server", False),
+    "imaps": ("mailsuite.imap.server", True),
 }
 
 

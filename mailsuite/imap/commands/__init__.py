@@ -1,0 +1,1 @@
+"""IMAP command handlers, one module per family; each exports ``COMMANDS``."""

@@ -1,0 +1,69 @@
+"""APPEND (RFC 3501 §6.3.11) with UIDPLUS APPENDUID (RFC 4315 §3) and
+BINARY literal8 (RFC 3516 §4.2).
+
+The literal's size was checked against ``imap.max_literal_size`` and the
+quota before the continuation was sent (:mod:`mailsuite.imap.server`).
+Bare LF line ends are stored as CRLF so sizes and sections stay exact.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import TYPE_CHECKING, Any
+
+from mailsuite.errors import ErrorKind, MailError
+from mailsuite.imap.args import mailbox_name, parse_date_time, parse_flags
+from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, no, ok
+from mailsuite.imap.parser import ParseError
+
+if TYPE_CHECKING:
+    from mailsuite.imap.server import IMAPSession
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def append(s: IMAPSession, req: Request) -> Any:
+    """``APPEND mailbox [(flags)] [date-time] literal``."""
+    args = list(req.args)
+    if len(args) < 2 or len(args) > 4:
+        raise ParseError("APPEND needs a mailbox and a message literal")
+    name = mailbox_name(args.pop(0))
+    message = args.pop()
+    if not isinstance(message, bytes):
+        raise ParseError("APPEND needs a message literal")
+    flags: list[str] = []
+    date = None
+    for arg in args:
+        if isinstance(arg, list) and not flags and date is None:
+            flags = parse_flags(arg, allow_single=False)
+        elif isinstance(arg, bytes) and date is None:
+            date = parse_date_time(arg)
+        else:
+            raise ParseError("Invalid APPEND arguments")
+    if not message:
+        return no("Empty message", "CANNOT")
+    data = _BARE_LF.sub(b"\r\n", message)
+    d = s.run(_store, s.account, name, data, flags, date)
+
+    def stored(result: tuple[int, int]) -> Result:
+        uidvalidity, uid = result
+        if s.view is not None and s.view.name == name:
+            s.view.dirty = True
+        return ok("APPEND completed", f"APPENDUID {uidvalidity} {uid}")
+
+    def failed(f: Any) -> Any:
+        if f.check(MailError) and f.value.kind is ErrorKind.NONEXISTENT:
+            return no("Mailbox does not exist", "TRYCREATE")
+        return f
+
+    return d.addCallbacks(stored, failed)
+
+
+def _store(account: Any, name: str, data: bytes, flags: list[str], date: Any) -> tuple[int, int]:
+    mailbox = account.open(name)
+    uid = mailbox.append(io.BytesIO(data), flags, date)
+    return mailbox.uidvalidity, uid
+
+
+COMMANDS = (Command("APPEND", append, AUTHENTICATED),)

@@ -1,0 +1,208 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8; RFC 3516 BINARY).
+
+Messages are rendered in batches in a pool thread (reading files, parsing
+structure, setting ``\\Seen``) and each batch is written with one transport
+write; the reactor gets a turn between batches and, when the client reads
+slowly, the loop waits for the transport's write buffer to drain
+(:class:`WriteGate`).  A non-PEEK body fetch on a read-write mailbox sets
+``\\Seen`` and the new FLAGS are included in the response.  EXAMINE never
+changes flags.  Messages another session expunged are skipped and the
+command answers ``NO [EXPUNGEISSUED]`` (RFC 2180 §4.1.2, RFC 5530).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+from mailsuite.errors import ErrorKind, MailError
+from mailsuite.imap import content
+from mailsuite.imap.command import Request, Result, no, ok
+from mailsuite.imap.fetchatts import FetchAtt, parse_fetch_atts
+from mailsuite.imap.parser import ParseError, parse_sequence_set
+from mailsuite.imap.selected import RECENT
+
+if TYPE_CHECKING:
+    from mailsuite.imap.server import IMAPSession
+
+_META_BATCH = 2000  # messages per batch when no file is read
+_CONTENT_BATCH = 100  # messages per batch when files are read
+_BATCH_BYTES = 2 * 1024 * 1024  # stored bytes per batch
+
+
+@implementer(IPushProducer)
+class WriteGate:
+    """A push producer registered during long output: ``wait()`` fires when
+    the transport is not asking us to pause."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._waiters: list[defer.Deferred[None]] = []
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def stopProducing(self) -> None:
+        self.resumeProducing()
+
+    def wait(self) -> defer.Deferred[None]:
+        if not self.paused:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+
+def fetch(s: IMAPSession, req: Request) -> Any:
+    """``FETCH sequence-set atts``."""
+    view = s.view
+    assert view is not None
+    if len(req.args) != 2:
+        raise ParseError("FETCH needs a sequence set and attributes")
+    seqset = parse_sequence_set(req.args[0])
+    atts = parse_fetch_atts(req.args[1:])
+    if req.uid and not any(a.name == "UID" for a in atts):
+        atts = [FetchAtt("UID"), *atts]
+    indices = view.select(seqset, req.uid)
+    targets = []
+    skipped = False
+    for i in indices:
+        uid = view.uids[i]
+        if view.live(uid):
+            targets.append((i + 1, uid))
+        else:
+            skipped = True
+    set_seen = not view.readonly and any(a.sets_seen for a in atts)
+    d = defer.ensureDeferred(_run(s, atts, targets, set_seen))
+
+    def done(missing: bool) -> Result:
+        if missing or skipped:
+            return no("Some messages were expunged", "EXPUNGEISSUED")
+        return ok("FETCH completed")
+
+    return d.addCallback(done)
+
+
+async def _run(
+    s: IMAPSession, atts: list[FetchAtt], targets: list[tuple[int, int]], set_seen: bool
+) -> bool:
+    view = s.view
+    assert view is not None
+    heavy = any(a.needs_content for a in atts)
+    gate = _register_gate(s)
+    missing = False
+    try:
+        for batch in _batches(view, targets, heavy):
+            items = [(seq, uid, view.flags(uid), view.info[uid]) for seq, uid in batch]
+            data, changed, gone = await s.run(_render_batch, view.mailbox, items, atts, set_seen)
+            if s.disconnecting or s.view is not view:
+                return missing
+            missing = missing or bool(gone)
+            if changed:
+                view.note_flags(changed)
+            if data:
+                s.send(data)
+            if gate is not None:
+                await gate.wait()
+    finally:
+        if gate is not None and s.transport is not None:
+            s.transport.unregisterProducer()
+    return missing
+
+
+def _register_gate(s: IMAPSession) -> WriteGate | None:
+    transport = s.transport
+    if transport is None or getattr(transport, "producer", None) is not None:
+        return None
+    gate = WriteGate()
+    try:
+        transport.registerProducer(gate, True)
+    except Exception:
+        return None
+    return gate
+
+
+def _batches(view: Any, targets: list[tuple[int, int]], heavy: bool) -> Generator[list[Any]]:
+    if not heavy:
+        for i in range(0, len(targets), _META_BATCH):
+            yield targets[i : i + _META_BATCH]
+        return
+    batch: list[tuple[int, int]] = []
+    size = 0
+    for seq, uid in targets:
+        batch.append((seq, uid))
+        size += view.info[uid].size
+        if len(batch) >= _CONTENT_BATCH or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _render_batch(
+    mailbox: Any, items: list[Any], atts: list[FetchAtt], set_seen: bool
+) -> tuple[bytes, dict[int, frozenset[str]], list[int]]:
+    """Pool thread: the FETCH responses of one batch, flags set, UIDs gone."""
+    changed: dict[int, frozenset[str]] = {}
+    if set_seen:
+        need = [uid for _, uid, flags, _ in items if "\\Seen" not in flags]
+        if need:
+            changed = dict(mailbox.store_flags(need, ["\\Seen"], "add"))
+    want_raw = content.needs_raw(atts)
+    want_structure = content.needs_structure(atts)
+    has_flags = any(a.name == "FLAGS" for a in atts)
+    out: list[bytes] = []
+    gone: list[int] = []
+    for seq, uid, flags, info in items:
+        if uid in changed:
+            flags = changed[uid] | (flags & {RECENT})
+        try:
+            raw = _read(mailbox, uid) if want_raw else None
+            part = mailbox.structure(uid) if want_structure else None
+        except MailError as e:
+            if e.kind in (ErrorKind.EXPUNGED, ErrorKind.NONEXISTENT):
+                gone.append(uid)
+                continue
+            raise
+        pieces = [
+            content.render_item(
+                a,
+                uid=uid,
+                flags=flags,
+                size=info.size,
+                internaldate=info.internaldate,
+                raw=raw,
+                part=part,
+            )
+            for a in atts
+        ]
+        if uid in changed and not has_flags:
+            pieces.append(
+                content.render_item(
+                    FetchAtt("FLAGS"),
+                    uid=uid,
+                    flags=flags,
+                    size=0,
+                    internaldate=info.internaldate,
+                    raw=None,
+                    part=None,
+                )
+            )
+        out.append(b"* %d FETCH (" % seq + b" ".join(pieces) + b")\r\n")
+    return b"".join(out), changed, gone
+
+
+def _read(mailbox: Any, uid: int) -> bytes:
+    with mailbox.open_message(uid) as f:
+        data: bytes = f.read()
+    return data

@@ -1,0 +1,176 @@
+"""Authenticated-state mailbox commands: SELECT, EXAMINE, CREATE, DELETE,
+RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS (RFC 3501 §6.3), NAMESPACE (RFC 2342).
+
+LIST and LSUB live in :mod:`.listing`, APPEND in :mod:`.append`.  Names are
+passed to the storage as the client sent them (modified UTF-7, ``/``
+delimiter); the storage validates them and raises ``BAD_NAME``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mailsuite.imap import responses
+from mailsuite.imap.args import mailbox_name
+from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, State, no, ok
+from mailsuite.imap.commands import append, listing
+from mailsuite.imap.parser import ParseError, expect_count
+from mailsuite.imap.selected import SelectedView
+from mailsuite.interfaces import SYSTEM_FLAGS
+
+if TYPE_CHECKING:
+    from mailsuite.imap.server import IMAPSession
+
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+
+
+def select(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.1 SELECT."""
+    return _open(s, req, readonly=False)
+
+
+def examine(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.2 EXAMINE: the view is read-only (no \\Seen, no STORE)."""
+    return _open(s, req, readonly=True)
+
+
+def _open(s: IMAPSession, req: Request, readonly: bool) -> Any:
+    expect_count(req.args, 1)
+    name = mailbox_name(req.args[0])
+    s.view = None  # the previous mailbox is closed without expunge (§6.3.1)
+    s.state = State.AUTHENTICATED
+    d = s.run(_open_listing, s.account, name)
+
+    def opened(found: tuple[Any, Any, list[Any], int]) -> Result:
+        mailbox, recent, messages, uidnext = found
+        view = SelectedView(name, mailbox, readonly, messages, recent)
+        keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
+        flags = responses.flag_list([*SYSTEM_FLAGS, *keywords])
+        s.untagged(f"FLAGS {flags}")
+        permanent = "()" if readonly else responses.flag_list([*SYSTEM_FLAGS, *keywords, "\\*"])
+        s.untagged(f"OK [PERMANENTFLAGS {permanent}] Flags permitted")
+        s.untagged(f"{view.exists} EXISTS")
+        s.untagged(f"{len(view.recent)} RECENT")
+        unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
+        if unseen:
+            s.untagged(f"OK [UNSEEN {unseen}] First unseen")
+        s.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
+        s.untagged(f"OK [UIDNEXT {uidnext}] Predicted next UID")
+        s.view = view
+        s.state = State.SELECTED
+        mode = "READ-ONLY" if readonly else "READ-WRITE"
+        return ok(f"{req.name} completed", mode)
+
+    d.addCallback(opened)
+    return d
+
+
+def _open_listing(account: Any, name: str) -> tuple[Any, Any, list[Any], int]:
+    """Pool thread: open and sync a folder; (mailbox, recent UIDs, listing, uidnext)."""
+    mailbox = account.open(name)
+    result = mailbox.sync()
+    messages = list(mailbox.messages())
+    recent = set(result.added) if len(result.added) < len(messages) else set()
+    return mailbox, recent, messages, mailbox.uidnext()
+
+
+def create(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.3: a trailing delimiter is dropped."""
+    expect_count(req.args, 1)
+    name = mailbox_name(req.args[0])
+    if name != "/":
+        name = name.rstrip("/")
+    if name == "INBOX":
+        return no("INBOX always exists", "ALREADYEXISTS")
+    return s.run(s.account.create_folder, name).addCallback(lambda _: ok("CREATE completed"))
+
+
+def delete(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.4."""
+    expect_count(req.args, 1)
+    name = mailbox_name(req.args[0])
+    if name == "INBOX":
+        return no("INBOX cannot be deleted", "CANNOT")
+    return s.run(s.account.delete_folder, name).addCallback(lambda _: ok("DELETE completed"))
+
+
+def rename(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.5 (renaming INBOX is left to the storage layer)."""
+    expect_count(req.args, 2)
+    old, new = mailbox_name(req.args[0]), mailbox_name(req.args[1])
+    if new == "INBOX":
+        return no("INBOX already exists", "ALREADYEXISTS")
+    d = s.run(s.account.rename_folder, old, new)
+    return d.addCallback(lambda _: ok("RENAME completed"))
+
+
+def subscribe(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.6."""
+    expect_count(req.args, 1)
+    name = mailbox_name(req.args[0])
+    return s.run(s.account.subscribe, name, True).addCallback(lambda _: ok("SUBSCRIBE completed"))
+
+
+def unsubscribe(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.7."""
+    expect_count(req.args, 1)
+    name = mailbox_name(req.args[0])
+    d = s.run(s.account.subscribe, name, False)
+    return d.addCallback(lambda _: ok("UNSUBSCRIBE completed"))
+
+
+def status(s: IMAPSession, req: Request) -> Any:
+    """RFC 3501 §6.3.10: an unknown item is a BAD (never a silent hang)."""
+    expect_count(req.args, 2)
+    name = mailbox_name(req.args[0])
+    items = req.args[1]
+    if not isinstance(items, list) or not items:
+        raise ParseError("STATUS needs a list of items")
+    wanted = []
+    for item in items:
+        if not isinstance(item, str) or item.upper() not in _STATUS_ITEMS:
+            raise ParseError("Unknown STATUS item")
+        wanted.append(item.upper())
+    d = s.run(_status_values, s.account, name)
+
+    def answer(values: dict[str, int]) -> Result:
+        body = " ".join(f"{k} {values[k]}" for k in wanted)
+        s.untagged(b"STATUS " + responses.astring(name) + f" ({body})".encode())
+        return ok("STATUS completed")
+
+    return d.addCallback(answer)
+
+
+def _status_values(account: Any, name: str) -> dict[str, int]:
+    mailbox = account.open(name)
+    mailbox.sync()
+    messages = mailbox.messages()
+    return {
+        "MESSAGES": len(messages),
+        "RECENT": 0,
+        "UIDNEXT": mailbox.uidnext(),
+        "UIDVALIDITY": mailbox.uidvalidity,
+        "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
+    }
+
+
+def namespace(s: IMAPSession, req: Request) -> Result:
+    """RFC 2342: one personal namespace, no others."""
+    expect_count(req.args, 0)
+    s.untagged('NAMESPACE (("" "/")) NIL NIL')
+    return ok("NAMESPACE completed")
+
+
+COMMANDS = (
+    Command("SELECT", select, AUTHENTICATED),
+    Command("EXAMINE", examine, AUTHENTICATED),
+    Command("CREATE", create, AUTHENTICATED),
+    Command("DELETE", delete, AUTHENTICATED),
+    Command("RENAME", rename, AUTHENTICATED),
+    Command("SUBSCRIBE", subscribe, AUTHENTICATED),
+    Command("UNSUBSCRIBE", unsubscribe, AUTHENTICATED),
+    Command("STATUS", status, AUTHENTICATED),
+    Command("NAMESPACE", namespace, AUTHENTICATED),
+    *listing.COMMANDS,
+    *append.COMMANDS,
+)

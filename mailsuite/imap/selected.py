@@ -1,0 +1,191 @@
+"""The selected-mailbox view of one session (RFC 3501 §2.3.1, §7, DESIGN.md §4.1).
+
+Storage speaks UIDs only.  This view owns what IMAP adds on top:
+
+* the message sequence numbers the *client* currently believes in
+  (``uids``: UIDs in sequence order, including messages another session
+  expunged that this client has not been told about yet);
+* ``\\Recent`` for this session;
+* pending untagged updates: EXPUNGE, EXISTS/RECENT and ``FETCH (FLAGS)``,
+  released by :meth:`SelectedView.updates` at the points RFC 3501 §7 allows
+  (never EXPUNGE while answering FETCH, STORE or SEARCH, §7.4.1).
+
+The view does no I/O: the session syncs the storage mailbox through the
+runner and hands the fresh listing to :meth:`SelectedView.apply`.  Every
+method runs on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from mailsuite.imap import responses
+from mailsuite.imap.parser import ParseError, SequenceSet
+from mailsuite.interfaces import MessageInfo
+
+RECENT = "\\Recent"
+
+
+class SelectedView:
+    """Sequence numbers <-> UIDs, flags as the client knows them, pending updates.
+
+    ``mailbox`` is the storage :class:`mailsuite.interfaces.Mailbox` (used
+    by callers through the runner); ``readonly`` is True after EXAMINE.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        mailbox: Any,
+        readonly: bool,
+        messages: Sequence[MessageInfo],
+        recent: Iterable[int] = (),
+    ) -> None:
+        self.name = name
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uids: list[int] = [m.uid for m in messages]
+        if any(a >= b for a, b in zip(self.uids, self.uids[1:], strict=False)):
+            self.uids.sort()
+        self.info: dict[int, MessageInfo] = {m.uid: m for m in messages}
+        self.recent: set[int] = set(recent) & self.info.keys()
+        self.pending_expunge: set[int] = set()
+        self.pending_flags: set[int] = set()
+        self.exists_sent = len(self.uids)
+        self.recent_sent = len(self.recent)
+        self.dirty = False  # the change hub reported something: sync before next reply
+
+    # -- lookups -----------------------------------------------------------------
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def flags(self, uid: int) -> frozenset[str]:
+        """The flags to show the client (with ``\\Recent`` for this session)."""
+        flags = self.info[uid].flags
+        return flags | {RECENT} if uid in self.recent else flags
+
+    def seq_of(self, uid: int) -> int:
+        """1-based sequence number of ``uid`` (0 if unknown)."""
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+
+    def live(self, uid: int) -> bool:
+        return uid in self.info and uid not in self.pending_expunge
+
+    def select_seqs(self, seqset: SequenceSet) -> list[int]:
+        """0-based indices for a message-number set; raises ParseError if out of range."""
+        n = len(self.uids)
+        out: list[int] = []
+        for lo, hi in seqset.resolve(n):
+            if lo < 1 or hi > n:
+                raise ParseError("Invalid message sequence number")
+            out.extend(range(lo - 1, hi))
+        return out
+
+    def select_uids(self, seqset: SequenceSet) -> list[int]:
+        """0-based indices for a UID set (RFC 3501 §6.4.8: ``*`` = highest UID,
+        nonexistent UIDs are ignored)."""
+        star = self.uids[-1] if self.uids else 0
+        out: list[int] = []
+        for lo, hi in seqset.resolve(star):
+            a = bisect.bisect_left(self.uids, lo)
+            b = bisect.bisect_right(self.uids, hi)
+            out.extend(range(a, b))
+        return out
+
+    def select(self, seqset: SequenceSet, by_uid: bool) -> list[int]:
+        return self.select_uids(seqset) if by_uid else self.select_seqs(seqset)
+
+    # -- changes -----------------------------------------------------------------
+    def apply(self, messages: Sequence[MessageInfo], new_are_recent: bool = True) -> None:
+        """Merge a fresh storage listing: new UIDs, vanished UIDs, changed flags.
+
+        Vanished messages stay in the sequence until :meth:`updates` may
+        report them.  O(n) in the mailbox size; callers apply only after a
+        sync found changes.
+        """
+        seen: set[int] = set()
+        added: list[int] = []
+        for m in messages:
+            seen.add(m.uid)
+            old = self.info.get(m.uid)
+            if old is None:
+                added.append(m.uid)
+                self.info[m.uid] = m
+            elif old.flags != m.flags and m.uid not in self.pending_expunge:
+                self.info[m.uid] = m
+                self.pending_flags.add(m.uid)
+        for uid in self.uids:
+            if uid not in seen:
+                self.pending_expunge.add(uid)
+        if added:
+            added.sort()
+            if self.uids and added[0] < self.uids[-1]:
+                self.uids = sorted(set(self.uids).union(added))
+            else:
+                self.uids.extend(added)
+            if new_are_recent:
+                self.recent.update(added)
+
+    def note_flags(self, changed: dict[int, frozenset[str]]) -> None:
+        """Flags this session set itself (STORE, \\Seen by FETCH); no update pending."""
+        for uid, flags in changed.items():
+            old = self.info.get(uid)
+            if old is not None and uid not in self.pending_expunge:
+                self.info[uid] = _with_flags(old, flags)
+                self.pending_flags.discard(uid)
+
+    def note_expunged(self, uids: Iterable[int]) -> None:
+        """Messages this session expunged: reported at the end of the command."""
+        for uid in uids:
+            if uid in self.info:
+                self.pending_expunge.add(uid)
+
+    def updates(self, allow_expunge: bool) -> list[bytes]:
+        """Untagged lines to send now, clearing what they report (RFC 3501 §7)."""
+        lines: list[bytes] = []
+        if allow_expunge and self.pending_expunge:
+            lines.extend(self._release_expunges())
+        if len(self.uids) != self.exists_sent:
+            self.exists_sent = len(self.uids)
+            lines.append(b"* %d EXISTS" % self.exists_sent)
+        if len(self.recent) != self.recent_sent or (lines and lines[-1].endswith(b"EXISTS")):
+            self.recent_sent = len(self.recent)
+            lines.append(b"* %d RECENT" % self.recent_sent)
+        if self.pending_flags:
+            for uid in sorted(self.pending_flags):
+                seq = self.seq_of(uid)
+                if seq and uid not in self.pending_expunge:
+                    flags = responses.flag_list(self.flags(uid))
+                    lines.append(b"* %d FETCH (UID %d FLAGS %s)" % (seq, uid, flags.encode()))
+            self.pending_flags.clear()
+        return lines
+
+    def _release_expunges(self) -> list[bytes]:
+        gone = self.pending_expunge
+        lines = []
+        keep: list[int] = []
+        removed = 0
+        announced = self.exists_sent
+        for index, uid in enumerate(self.uids):
+            if uid in gone:
+                if index < announced:  # never announced: vanish silently
+                    lines.append(b"* %d EXPUNGE" % (index + 1 - removed))
+                    removed += 1
+                self.info.pop(uid, None)
+                self.recent.discard(uid)
+                self.pending_flags.discard(uid)
+            else:
+                keep.append(uid)
+        self.uids = keep
+        self.exists_sent -= removed
+        self.recent_sent = len(self.recent)
+        self.pending_expunge = set()
+        return lines
+
+
+def _with_flags(info: MessageInfo, flags: frozenset[str]) -> MessageInfo:
+    return MessageInfo(info.uid, frozenset(flags), info.size, info.internaldate, info.modseq)
