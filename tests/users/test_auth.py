@@ -7,7 +7,9 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import os
+import statistics
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -326,3 +328,22 @@ def test_realm_offers_only_imailuser() -> None:
 def _no_leftover_calls(clock: task.Clock) -> Iterator[None]:
     yield
     clock.advance(10_000)
+
+
+def test_unknown_user_and_wrong_password_take_similar_time(
+    d: SQLiteDirectory, clock: task.Clock
+) -> None:
+    """Loose check only (medians within 3x); the exact cost equality is checked above."""
+    hasher = PasswordHasher(dataclasses.replace(CHEAP, memory_cost=4096))
+    d.set_password_hash(ALICE, hasher.hash("secret"))
+    auth = make_auth(d, clock, hasher, argon2_memory_cost=4096, cache_ttl=0)
+    # Compute the dummy hash once, outside the measurement.
+    auth.login("warm@example.test", "x", "192.0.2.200", "imap").addErrback(lambda f: None)
+    timings: dict[str, list[float]] = {"unknown": [], "wrong": []}
+    for n in range(7):
+        for name, user in (("unknown", "nobody@example.test"), ("wrong", ALICE)):
+            start = time.perf_counter()
+            auth.login(user, "guess", f"192.0.2.{n}", "imap").addErrback(lambda f: None)
+            timings[name].append(time.perf_counter() - start)
+    unknown, wrong = (statistics.median(timings[k]) for k in ("unknown", "wrong"))
+    assert 1 / 3 < unknown / wrong < 3, timings
