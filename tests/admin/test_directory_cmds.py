@@ -267,6 +267,8 @@ def test_subprocess(admin: Admin) -> None:
     base = [sys.executable, "-m", "mailsuite.admin.cli", "-c", str(admin.config)]
     run = subprocess.run([*base, "domain", "add", "sub.test"], env=env, capture_output=True)
     assert run.returncode == 0, run.stderr
+    server_side = admin.directory()  # stays open, like the running server's
+    assert server_side.get_user("u@sub.test") is None
     run = subprocess.run(
         [*base, "user", "add", "u@sub.test", "--password-stdin"],
         input=b"pw\n",
@@ -280,3 +282,9 @@ def test_subprocess(admin: Admin) -> None:
     assert run.stderr == b"mailsuite-admin: user u@sub.test already exists\n"
     run = subprocess.run([*base, "user", "list", "--json"], env=env, capture_output=True)
     assert json.loads(run.stdout)[0]["address"] == "u@sub.test"
+    # The other process's changes are seen at once, without reopening.
+    assert server_side.get_user("u@sub.test") is not None
+    run = subprocess.run([*base, "user", "disable", "u@sub.test"], env=env, capture_output=True)
+    assert run.returncode == 0
+    assert not server_side.get_user("u@sub.test").enabled  # type: ignore[union-attr]
+    server_side.close()
