@@ -179,6 +179,9 @@ class MaildirDelivery:
         tmp = fdir / "tmp" / base
         try:
             os.link(self.path, tmp)
+        except FileNotFoundError:
+            account.ensure_created()  # raced with another first delivery or a repair
+            os.link(self.path, tmp)
         except OSError:
             _copy_durably(self.path, tmp)
         try:

@@ -63,13 +63,17 @@ class MaildirAccount:
     def ensure_created(self) -> None:
         fresh = not (self.root / "cur").is_dir()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for sub in ("cur", "new", "tmp"):
+        for sub in ("tmp", "new", "cur"):  # cur last: it marks a complete maildir
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
         created = False
         for name in SPECIAL_USE:
             if not self._exists(name):
-                self._make_folder(name)
-                created = True
+                try:
+                    self._make_folder(name)
+                    created = True
+                except MailError as exc:
+                    if exc.kind is not ErrorKind.ALREADY_EXISTS:  # a concurrent creator won
+                        raise
         if fresh:
             self._edit_subscriptions(add=["INBOX", *SPECIAL_USE], remove=[])
         if fresh or created:

@@ -1,0 +1,164 @@
+"""The delivery agent: begin -> write -> commit/abort into real maildirs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailsuite.delivery.agent import MaildirDeliveryAgent
+from mailsuite.errors import ErrorKind
+from mailsuite.interfaces import Envelope, LocalTarget, MailboxChange
+from mailsuite.storage.store import MaildirStore
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.changes: list[MailboxChange] = []
+
+    def subscribe(
+        self, account: str, callback: Callable[[MailboxChange], None]
+    ) -> Callable[[], None]:
+        return lambda: None
+
+    def publish(self, change: MailboxChange) -> None:
+        self.changes.append(change)
+
+
+MESSAGE = b"From: a@example.org\r\nSubject: hi\r\n\r\n" + b"x" * 5000 + b"\r\n"
+
+
+@pytest.fixture
+def hub() -> Hub:
+    return Hub()
+
+
+@pytest.fixture
+def store(tmp_path: Path, hub: Hub) -> MaildirStore:
+    return MaildirStore(tmp_path / "mail", hub=hub)
+
+
+def deliver(
+    agent: MaildirDeliveryAgent, targets: dict[str, list[LocalTarget]], data: bytes = MESSAGE
+):
+    d = agent.begin(Envelope("a@example.org", list(targets)))
+    for i in range(0, len(data), 1000):
+        d.write(data[i : i + 1000])
+    assert d.size() == len(data)
+    return d.commit(targets)
+
+
+def test_delivery_to_several_recipients(store: MaildirStore, hub: Hub, tmp_path: Path) -> None:
+    agent = MaildirDeliveryAgent(store)
+    targets = {
+        "bob@example.org": [LocalTarget("bob@example.org")],
+        "ann@example.org": [
+            LocalTarget("ann@example.org"),
+            LocalTarget("ann@example.org", "Archive"),
+        ],
+    }
+    results = deliver(agent, targets)
+    assert [r.recipient for r in results] == list(targets)
+    assert all(r.error is None for r in results)
+    bob = store.account("bob@example.org")
+    assert {f.name for f in bob.folders()} >= {
+        "INBOX",
+        "Sent",
+        "Trash",
+    }  # created on first delivery
+    inbox = bob.open("INBOX")
+    assert len(inbox.messages()) == 1
+    with inbox.open_message(inbox.messages()[0].uid) as f:
+        assert f.read() == MESSAGE
+    ann = store.account("ann@example.org")
+    assert len(ann.open("INBOX").messages()) == 1
+    assert len(ann.open("Archive").messages()) == 1
+    assert not os.listdir(agent.spool_dir)  # spool file removed
+    kinds = {(c.account, c.folder, c.kind) for c in hub.changes}
+    assert ("ann@example.org", "Archive", "added") in kinds
+    assert ("bob@example.org", "INBOX", "added") in kinds
+
+
+def test_delivered_message_gets_uid_at_next_sync(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store)
+    acct = store.account("bob@example.org")
+    acct.ensure_created()
+    box = acct.open("INBOX")
+    deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org")]})
+    assert box.changed_on_disk()
+    result = box.sync()
+    assert len(result.added) == 1
+    assert not os.listdir(box.path / "new")
+
+
+def test_missing_folder_falls_back_to_inbox(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store)
+    results = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org", "No/Such")]})
+    assert results[0].error is None
+    assert len(store.account("bob@example.org").open("INBOX").messages()) == 1
+
+
+def test_over_quota_and_unknown_mailbox(store: MaildirStore) -> None:
+    limits = {"small@example.org": (1000, 0), "few@example.org": (0, 1)}
+    agent = MaildirDeliveryAgent(store, quota_lookup=lambda a: limits.get(a, (0, 0)))
+    targets = {
+        "small@example.org": [LocalTarget("small@example.org")],
+        "few@example.org": [LocalTarget("few@example.org")],
+        "bad": [LocalTarget("no-at-sign")],
+        "ok@example.org": [LocalTarget("ok@example.org")],
+    }
+    results = {r.recipient: r for r in deliver(agent, targets)}
+    assert results["small@example.org"].error.kind is ErrorKind.OVER_QUOTA
+    assert results["few@example.org"].error is None
+    assert results["bad"].error.kind is ErrorKind.UNKNOWN_MAILBOX
+    assert results["ok@example.org"].error is None
+    again = {
+        r.recipient: r for r in deliver(agent, {"few@example.org": targets["few@example.org"]})
+    }
+    assert again["few@example.org"].error.kind is ErrorKind.OVER_QUOTA
+    assert store.account("few@example.org").usage() == (len(MESSAGE), 1)
+
+
+def test_abort_removes_spool(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store)
+    d = agent.begin(Envelope("a@example.org", ["bob@example.org"]))
+    d.write(b"Subject: x\r\n")
+    d.abort()
+    assert not os.listdir(agent.spool_dir)
+
+
+def test_bare_lf_split_across_writes(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store)
+    d = agent.begin(Envelope("a@example.org", ["bob@example.org"]))
+    for piece in (b"Subject: x\r", b"\n\r", b"\nbody\n", b"end\r"):
+        d.write(piece)
+    d.commit({"bob@example.org": [LocalTarget("bob@example.org")]})
+    box = store.account("bob@example.org").open("INBOX")
+    with box.open_message(box.messages()[0].uid) as f:
+        assert f.read() == b"Subject: x\r\n\r\nbody\r\nend\r"
+
+
+def test_concurrent_commits_all_durable(store: MaildirStore) -> None:
+    import threading
+
+    agent = MaildirDeliveryAgent(store)
+    errors: list[object] = []
+
+    def worker() -> None:
+        for _ in range(10):
+            res = deliver(
+                agent, {"bob@example.org": [LocalTarget("bob@example.org")]}, b"S: x\r\n\r\n.\r\n"
+            )
+            errors.extend(r.error for r in res if r.error is not None)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    box = store.account("bob@example.org").open("INBOX")
+    assert len(box.messages()) == 80
+    assert len({m.uid for m in box.messages()}) == 80
