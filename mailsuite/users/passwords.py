@@ -5,8 +5,9 @@ CryptContext, with configurable cost.  For migration, :meth:`verify` also
 accepts what existing installations store:
 
 * bare crypt strings: ``$argon2id$``/``$argon2i$``, bcrypt ``$2a$ $2b$ $2y$``,
-  sha512-crypt ``$6$``, sha256-crypt ``$5$``;
-* Dovecot ``{SCHEME}`` strings: SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT,
+  sha512-crypt ``$6$``, sha256-crypt ``$5$``, md5-crypt ``$1$`` (weak; for
+  migration only);
+* Dovecot ``{SCHEME}`` strings: SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, MD5-CRYPT,
   ARGON2ID, ARGON2I, SSHA512, SSHA256, SSHA, SHA512, SHA256, SHA/SHA1,
   PBKDF2 (``$1$salt$rounds$hexkey``: PBKDF2-HMAC-SHA1, the salt string used
   as is, a 20-byte key in hex), PLAIN/CLEAR/CLEARTEXT.  A ``.b64``/``.base64``
@@ -40,7 +41,7 @@ from mailsuite.config import AuthConfig
 log = Logger(namespace="mailsuite.users.passwords")
 
 #: The schemes passlib handles for bare (prefix-less) stored strings.
-_CRYPT_SCHEMES = ["argon2", "bcrypt", "sha512_crypt", "sha256_crypt"]
+_CRYPT_SCHEMES = ["argon2", "bcrypt", "sha512_crypt", "sha256_crypt", "md5_crypt"]
 
 _BCRYPT_MAX = 72  # bcrypt reads at most 72 bytes of the password
 
@@ -96,7 +97,15 @@ _BINARY_SCHEMES: dict[str, tuple[Callable[[bytes, bytes], bool], str]] = {
 }
 
 #: Dovecot schemes that wrap a crypt string passlib verifies.
-_CRYPT_WRAPPERS = {"SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2ID", "ARGON2I", "CRYPT"}
+_CRYPT_WRAPPERS = {
+    "SHA512-CRYPT",
+    "SHA256-CRYPT",
+    "BLF-CRYPT",
+    "MD5-CRYPT",
+    "ARGON2ID",
+    "ARGON2I",
+    "CRYPT",
+}
 
 
 def _decode(value: str, encoding: str) -> bytes | None:
@@ -183,8 +192,11 @@ class PasswordHasher:
         """A short scheme name ("argon2id", "bcrypt", "dovecot:SSHA512" ...) or None."""
         parts = split_dovecot(stored)
         if parts is not None:
-            name = parts[0]
-            if name in _BINARY_SCHEMES or name in _CRYPT_WRAPPERS or name == "PBKDF2":
+            name, _encoding, value = parts
+            if name in _CRYPT_WRAPPERS:
+                # Only crypt formats we can verify (not DES crypt, for example).
+                return f"dovecot:{name}" if self._context.identify(value) else None
+            if name in _BINARY_SCHEMES or name == "PBKDF2":
                 return f"dovecot:{name}"
             return None
         scheme = self._context.identify(stored)

@@ -12,7 +12,7 @@ import os
 
 import bcrypt as bcrypt_lib
 import pytest
-from passlib.hash import argon2, bcrypt, sha256_crypt, sha512_crypt
+from passlib.hash import argon2, bcrypt, md5_crypt, sha256_crypt, sha512_crypt
 
 from mailsuite.config import AuthConfig
 from mailsuite.users.passwords import Argon2Params, PasswordHasher, split_dovecot
@@ -40,6 +40,8 @@ def legacy_hashes(password: str) -> dict[str, str]:
         "argon2i": argon2.using(type="I", **cheap_argon).hash(password),
         "SHA512-CRYPT": "{SHA512-CRYPT}" + sha512_crypt.using(rounds=5000).hash(password),
         "SHA256-CRYPT": "{SHA256-CRYPT}" + sha256_crypt.using(rounds=5000).hash(password),
+        "MD5-CRYPT": "{MD5-CRYPT}" + md5_crypt.hash(password),
+        "md5_crypt": md5_crypt.hash(password),
         "BLF-CRYPT": "{BLF-CRYPT}"
         + bcrypt_lib.hashpw(password.encode(), bcrypt_lib.gensalt(4, b"2a"))
         .decode()
@@ -109,6 +111,7 @@ def test_other_argon2_parameters_need_rehash(hasher: PasswordHasher) -> None:
         "{PBKDF2}$1$salt$0$" + "00" * 20,
         "{SHA512-CRYPT}not-a-crypt",
         "{PLAIN.rot13}x",
+        "{CRYPT}abJnggxhB/yWI",  # DES crypt: not supported
         "$argon2id$broken",
         "$6$rounds=1000$broken",
     ],
@@ -129,6 +132,13 @@ def test_dummy_hash_is_current_argon2id_and_stable(hasher: PasswordHasher) -> No
     assert dummy.startswith("$argon2id$")
     assert hasher.dummy_hash == dummy
     assert not hasher.needs_rehash(dummy)
+
+
+def test_identify_refuses_what_cannot_be_verified(hasher: PasswordHasher) -> None:
+    assert hasher.identify("{CRYPT}abJnggxhB/yWI") is None  # DES crypt
+    assert hasher.identify("{NTLM}abc") is None
+    assert hasher.identify("{CRYPT}" + sha512_crypt.hash("x")) == "dovecot:CRYPT"
+    assert hasher.identify(md5_crypt.hash("x")) == "md5_crypt"
 
 
 def test_split_dovecot() -> None:
