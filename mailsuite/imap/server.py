@@ -52,6 +52,7 @@ from mailsuite.imap.parser import ParseError, literal_at_end, tokenize
 from mailsuite.imap.selected import SelectedView
 from mailsuite.interfaces import MailboxChange
 from mailsuite.protocol.lines import LineFactory, LineProtocol
+from mailsuite.users import sasl
 
 #: The command table: name -> Command (handler and allowed states).
 COMMANDS: dict[str, Command] = {
@@ -137,7 +138,7 @@ class IMAPSession(LineProtocol):
             if self.can_starttls():
                 caps.append("STARTTLS")
             if self.plaintext_ok():
-                caps.append("AUTH=PLAIN")
+                caps.extend(f"AUTH={m}" for m in sasl.MECHANISMS)
             else:
                 caps.append("LOGINDISABLED")
         else:
@@ -205,7 +206,8 @@ class IMAPSession(LineProtocol):
         return self._literal_announced(announcement.size, announcement.non_sync)
 
     def line_too_long(self) -> Any:
-        tag = self._refused_tag or _guess_tag(self._fragments[0] if self._fragments else b"")
+        first = self._fragments[0] if self._fragments else self.long_line_head
+        tag = self._refused_tag or _guess_tag(first)
         self._reset_command()
         self.log.info("{cid} command line too long", cid=self.conn_id)
         self.send_line(f"{tag or '*'} BAD [TOOBIG] Command line too long")

@@ -38,7 +38,8 @@ from twisted.internet import defer, interfaces, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-_ids = itertools.count(1)  # connection ids are only labels for log lines
+_ids = itertools.count(1)
+LONG_LINE_HEAD = 256  # bytes of an over-long line kept for line_too_long()  # connection ids are only labels for log lines
 
 
 class LineProtocol(protocol.Protocol):
@@ -62,6 +63,7 @@ class LineProtocol(protocol.Protocol):
         self._discarding = False  # inside an over-long line
         self._raw_remaining: int | None = None  # None: line mode; -1: raw until set_line_mode
         self._paused = False
+        self.long_line_head = b""  # first bytes of the last over-long line
         self._timeout_call: Any = None
         self.disconnecting = False
         self.conn_id = f"c{next(_ids)}"
@@ -110,7 +112,8 @@ class LineProtocol(protocol.Protocol):
 
     def line_too_long(self) -> defer.Deferred[Any] | None:
         """Called once for a line over ``max_line_length``; the rest of it is
-        discarded.  Default: close the connection."""
+        discarded.  ``self.long_line_head`` holds its first bytes (up to
+        ``LONG_LINE_HEAD``, e.g. for an IMAP tag).  Default: close the connection."""
         self.close()
         return None
 
@@ -243,6 +246,8 @@ class LineProtocol(protocol.Protocol):
             if len(buf) > self.max_line_length:
                 # keep the last byte: it may be the CR of a CRLF split across reads
                 keep = buf[-1:] if buf[-1:] == b"\r" else b""
+                if not self._discarding:
+                    self.long_line_head = bytes(buf[:LONG_LINE_HEAD])
                 del buf[:]
                 buf += keep
                 if not self._discarding:
@@ -255,6 +260,7 @@ class LineProtocol(protocol.Protocol):
             self._discarding = False
             return True, _SKIP
         if len(line) > self.max_line_length:
+            self.long_line_head = line[:LONG_LINE_HEAD]
             return True, _TOO_LONG
         return True, line
 

@@ -7,7 +7,6 @@ by ``context.auth.login`` (off the reactor thread, throttled).
 
 from __future__ import annotations
 
-import binascii
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -25,11 +24,10 @@ from mailsuite.imap.command import (
     ok,
 )
 from mailsuite.imap.parser import ParseError, astring_text, atom, expect_count
+from mailsuite.users import sasl
 
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
-
-_MECHANISMS = ("PLAIN",)
 
 
 def starttls(s: IMAPSession, req: Request) -> Result | object:
@@ -79,46 +77,56 @@ def _check(s: IMAPSession, user: str, password: str) -> defer.Deferred[Result]:
 
 
 def authenticate(s: IMAPSession, req: Request) -> Any:
-    """RFC 3501 §6.2.2 with SASL-IR (RFC 4959); mechanism PLAIN (RFC 4616)."""
+    """RFC 3501 §6.2.2 with SASL-IR (RFC 4959); mechanisms from
+    :mod:`mailsuite.users.sasl` (PLAIN, LOGIN).  ``*`` cancels (BAD)."""
     expect_count(req.args, 1, 2)
-    mech = atom(req.args[0], "mechanism").upper()
-    if mech not in _MECHANISMS:
+    name = atom(req.args[0], "mechanism").upper()
+    if name not in sasl.MECHANISMS:
         return no("Unsupported mechanism", "CANNOT")
     if not s.plaintext_ok():
         return no("Use STARTTLS first", "PRIVACYREQUIRED")
+    mech = sasl.start(name)
+    initial = None
     if len(req.args) == 2:
-        initial = req.args[1]
-        if not isinstance(initial, str):
+        token = req.args[1]
+        if not isinstance(token, str):
             raise ParseError("Invalid initial response")
-        return _plain(s, b"" if initial == "=" else initial.encode("ascii"))
-
-    def on_line(line: bytes) -> Any:
-        s.line_hook = None
-        if line.strip() == b"*":
-            result: Any = bad("Authentication cancelled")
-        else:
-            result = _plain(s, line.strip())
-        if isinstance(result, defer.Deferred):
-            result.addCallback(s.complete, req)
-            return result
-        return s.complete(result, req)
-
-    s.line_hook = on_line
-    s.send_line("+ ")
-    return CONTINUE
+        try:
+            initial = sasl.decode_response(token.encode("ascii"))
+        except (MailError, sasl.Cancelled):
+            return bad("Invalid SASL response")
+    return _step(s, req, mech, initial)
 
 
-def _plain(s: IMAPSession, b64: bytes) -> Any:
+def _step(s: IMAPSession, req: Request, mech: Any, response: bytes | None) -> Any:
     try:
-        raw = binascii.a2b_base64(b64) if b64 else b""
-        authzid, authcid, password = raw.split(b"\0")
-        user = authcid.decode("utf-8")
-        secret = password.decode("utf-8")
-        if authzid and authzid != authcid:
-            return no("Authorization identity not allowed", "AUTHORIZATIONFAILED")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        out = mech.step(response)
+    except MailError as e:
+        if e.kind is ErrorKind.AUTH_FAILED:
+            return no("Authentication failed", "AUTHENTICATIONFAILED")
         return bad("Invalid SASL response")
-    return _check(s, user, secret)
+    if isinstance(out, sasl.Challenge):
+        s.send_line(b"+ " + sasl.encode_challenge(out.data))
+        s.line_hook = lambda line: _on_line(s, req, mech, line)
+        return CONTINUE
+    return _check(s, out.username, out.password)
+
+
+def _on_line(s: IMAPSession, req: Request, mech: Any, line: bytes) -> Any:
+    s.line_hook = None
+    try:
+        response = sasl.decode_response(line.strip())
+    except sasl.Cancelled:
+        result: Any = bad("Authentication cancelled")
+    except MailError:
+        result = bad("Invalid SASL response")
+    else:
+        result = _step(s, req, mech, response)
+    if result is CONTINUE:
+        return None
+    if isinstance(result, defer.Deferred):
+        return result.addCallback(s.complete, req)
+    return s.complete(result, req)
 
 
 COMMANDS = (
