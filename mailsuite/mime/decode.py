@@ -137,7 +137,7 @@ def b64_decode(data: bytes, strict: bool = True) -> bytes:
 
     With ``strict`` any other invalid character, bad padding or a partial
     final quantum raises :class:`BinaryError`; otherwise invalid characters
-    are skipped and a partial final quantum is dropped.
+    are skipped and decoding stops at the first ``=``.
     """
     compact = _B64_WS.sub(b"", data)
     if strict:
@@ -145,7 +145,9 @@ def b64_decode(data: bytes, strict: bool = True) -> bytes:
             raise BinaryError("Invalid base64 data")
     else:
         compact = _B64_JUNK.sub(b"", compact.split(b"=", 1)[0])
-        compact = compact[: len(compact) - len(compact) % 4]
+        if len(compact) % 4 == 1:
+            compact = compact[:-1]
+        compact += b"=" * (-len(compact) % 4)
     try:
         return base64.b64decode(compact)
     except (binascii.Error, ValueError) as e:
@@ -261,10 +263,10 @@ def binary_size(raw: bytes, root: Part, numbers: tuple[int, ...]) -> int:
 def decode_body(raw: bytes, part: Part) -> bytes:
     """The leniently decoded body of a leaf ``part`` (never raises)."""
     body = raw[part.body_start : part.end]
-    cte = part.cte
-    if cte == "base64":
+    cte = part_cte(raw, part)
+    if cte == CTE_BASE64:
         return b64_decode(body, strict=False)
-    if cte == "quoted-printable":
+    if cte == CTE_QP:
         return qp_decode(body, strict=False)
     return body
 

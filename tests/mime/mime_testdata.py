@@ -41,6 +41,15 @@ def message(uid: int) -> bytes:
     return re.sub(rb"\r?\n", b"\r\n", raw)
 
 
+def available() -> bool:
+    return (TESTDATA / "dovecot-answers.json").exists()
+
+
+def searches() -> list[str]:
+    """The SEARCH queries, or [] when the data is missing (tests then skip)."""
+    return list(answers()["searches"]) if available() else []
+
+
 def uids() -> list[int]:
     return list(range(1, 50))
 
@@ -75,3 +84,43 @@ def hash_literals(text: str) -> str:
         else:
             out.append(data)
         pos = m.end() + size
+
+
+def tokens(text: str) -> list[Any]:
+    """A small IMAP tokenizer for the search queries of the answers file.
+
+    Atoms become ``str``, quoted strings ``bytes`` (the file holds them as
+    latin-1 text), parenthesised lists ``list``.
+    """
+    out: list[Any] = []
+    stack = [out]
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == " ":
+            i += 1
+        elif c == "(":
+            new: list[Any] = []
+            stack[-1].append(new)
+            stack.append(new)
+            i += 1
+        elif c == ")":
+            stack.pop()
+            i += 1
+        elif c == '"':
+            j = i + 1
+            buf = bytearray()
+            while text[j] != '"':
+                if text[j] == "\\":
+                    j += 1
+                buf += text[j].encode("latin-1")
+                j += 1
+            stack[-1].append(bytes(buf))
+            i = j + 1
+        else:
+            j = i
+            while j < len(text) and text[j] not in " ()":
+                j += 1
+            stack[-1].append(text[i:j])
+            i = j
+    return out
