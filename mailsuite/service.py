@@ -33,9 +33,9 @@ log = Logger()
 
 #: role -> (module with ``make_factory(context, role, implicit_tls)``, implicit TLS)
 ROLES: dict[str, tuple[str, bool]] = {
-    "smtp": ("mailsuite.protocol.placeholder", False),
-    "submission": ("mailsuite.protocol.placeholder", False),
-    "submissions": ("mailsuite.protocol.placeholder", True),
+    "smtp": ("mailsuite.smtp.server", False),
+    "submission": ("mailsuite.smtp.server", False),
+    "submissions": ("mailsuite.smtp.server", True),
     "pop3": ("mailsuite.protocol.placeholder", False),
     "pop3s": ("mailsuite.protocol.placeholder", True),
     "imap": ("mailsuite.imap.server", False),

@@ -68,8 +68,12 @@ class Transaction:
         params: dict[str, str],
     ) -> None:
         self.recipients.append(recipient)
+        # One copy per mailbox: targets an earlier recipient already has
+        # (alice@ given directly and through an alias) are not repeated.
+        seen = {t for targets in self.local.values() for t in targets}
+        fresh = [t for t in local if t not in seen]
         if local:
-            self.local[recipient] = list(local)
+            self.local[recipient] = fresh
         if remote:
             self.remote[recipient] = list(remote)
         if params:
