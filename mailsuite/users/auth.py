@@ -126,6 +126,11 @@ class DirectoryAuthenticator:
         realm: Any = MailRealm(self._lookup)
         checker: Any = DirectoryChecker(self._verify)
         self.portal = Portal(realm, [checker])
+        # Make the dummy hash now (in the pool), so the first unknown-user
+        # login does not cost one hash more than a wrong password does.
+        self.runner.run(self._make_dummy).addErrback(
+            lambda f: log.failure("auth: cannot prepare the dummy hash", f)
+        )
 
     # -- interfaces.Authenticator ------------------------------------------
     def login(
@@ -200,11 +205,15 @@ class DirectoryAuthenticator:
                 raise error.UnauthorizedLogin()
             self.cache.put(key, current)
             if not record.enabled:
+                log.info("auth: {user} is disabled", user=record.address)
                 raise error.UnauthorizedLogin()
             return record.address
 
         checked = self.runner.run(self._verify_and_rehash, record.address, password, stored)
         return checked.addCallback(verified)
+
+    def _make_dummy(self) -> str:
+        return self.hasher.dummy_hash
 
     def _verify_dummy(self, password: str) -> bool:
         return self.hasher.verify(password, self.hasher.dummy_hash)
