@@ -507,7 +507,7 @@ class _Parser:
         hdr_end = pos - prev_nl if event is not None else pos
         part.body_start = hdr_end
         part.hdr_lines = raw.count(b"\n", part.start, hdr_end)
-        if b"\x00" in raw[part.start : hdr_end]:
+        if raw.find(b"\x00", part.start, hdr_end) >= 0:
             part.flags |= HAS_NULS
         self.fields(part, parent, hdr_end)
         return event, eoh
@@ -545,7 +545,7 @@ def _finish(part: Part, raw: bytes) -> None:
         lines = raw.count(b"\n", p.body_start, p.end)
         p.body_lines = lines
         p.body_vsize = p.end - p.body_start + lines - raw.count(b"\r\n", p.body_start, p.end)
-        if b"\x00" in raw[p.body_start : p.end]:
+        if raw.find(b"\x00", p.body_start, p.end) >= 0:
             p.flags |= HAS_NULS
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +59,7 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     for p in part.walk():
         assert p.start <= p.body_start <= p.end <= len(raw)
     assert Part.from_data(part.to_data()) == part
+    assert Part.from_data(json.loads(json.dumps(part.to_data()))) == part
     assert section(raw, part, "") == raw
     for item in _ITEMS:
         try:
