@@ -36,8 +36,8 @@ ROLES: dict[str, tuple[str, bool]] = {
     "smtp": ("mailsuite.smtp.server", False),
     "submission": ("mailsuite.smtp.server", False),
     "submissions": ("mailsuite.smtp.server", True),
-    "pop3": ("mailsuite.protocol.placeholder", False),
-    "pop3s": ("mailsuite.protocol.placeholder", True),
+    "pop3": ("mailsuite.pop3.server", False),
+    "pop3s": ("mailsuite.pop3.server", True),
     "imap": ("mailsuite.imap.server", False),
     "imaps": ("mailsuite.imap.server", True),
 }

@@ -1,0 +1,11 @@
+"""POP3 session states (RFC 1939 §3)."""
+
+from __future__ import annotations
+
+AUTHORIZATION = "AUTHORIZATION"
+TRANSACTION = "TRANSACTION"
+UPDATE = "UPDATE"
+
+BOTH = frozenset({AUTHORIZATION, TRANSACTION})
+AUTH_ONLY = frozenset({AUTHORIZATION})
+TRANSACTION_ONLY = frozenset({TRANSACTION})
