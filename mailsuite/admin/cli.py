@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "mailsuite.admin.alias_cmds",
     "mailsuite.admin.deliver_cmd",
     "mailsuite.admin.import_cmd",
+    "mailsuite.admin.queue_cmds",
 ]
 
 

@@ -58,8 +58,8 @@ def valid_id(queue_id: str) -> bool:
 
 
 def new_id() -> str:
-    """A unique id that sorts by creation time: seconds (hex) + 40 random bits."""
-    return f"{int(time.time()):09x}{secrets.token_hex(5)}"
+    """A unique id that sorts by creation time: microseconds (hex) + 32 random bits."""
+    return f"{time.time_ns() // 1000:013x}{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -149,6 +149,7 @@ class QueuedMessage:
             os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb"
         )
         self._size = 0
+        self._committed = False
 
     def write(self, data: bytes) -> None:
         if self._file is None:
@@ -192,12 +193,15 @@ class QueuedMessage:
         except OSError as e:
             self.abort()
             raise MailError(ErrorKind.TEMPORARY, detail=f"queue commit: {e}")
+        self._committed = True
         if self._on_commit is not None:
             self._on_commit(self.id)
         return self.id
 
     def abort(self) -> None:
-        """Remove the partial message (idempotent)."""
+        """Remove the partial message (idempotent; does nothing after a commit)."""
+        if self._committed:
+            return
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -231,7 +231,10 @@ class Relay:
         try:
             return await session.run()
         except ConnectionFailed as e:
-            raise HostFailure("4.4.2", f"{name}[{address}]: {e}", tls_failed=session.in_tls_setup)
+            tls = session.in_tls_setup  # X.7.5: cryptographic failure (RFC 3463)
+            raise HostFailure(
+                "4.7.5" if tls else "4.4.2", f"{name}[{address}]: {e}", tls_failed=tls
+            )
         finally:
             self._connections.discard(proto)
             proto.quit()

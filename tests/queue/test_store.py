@@ -33,6 +33,7 @@ def test_commit_makes_a_durable_entry(tmp_path: Path) -> None:
     msg.write(b"body\r\n")
     assert store.ids() == []  # nothing visible before commit
     qid = msg.commit(["bob@remote.test", "carol@remote.test", "bob@remote.test"])
+    msg.abort()  # after a commit: nothing happens
     assert valid_id(qid)
     assert store.ids() == [qid]
     entry = store.load(qid)
@@ -50,10 +51,10 @@ def test_abort_and_half_written_files_are_never_entries(tmp_path: Path) -> None:
     msg.write(b"partial")
     # a crash here leaves tmp/<id>.msg: it is not an entry and cleanup removes it later
     assert store.ids() == [] and store.scan() == {}
-    (tmp_path / "q" / "msg" / "0000000001234567890").write_bytes(b"orphan without state")
+    (tmp_path / "q" / "msg" / "00000000012345678901").write_bytes(b"orphan without state")
     assert store.cleanup(now=os.path.getmtime(tmp_path / "q" / "tmp") + 10) == []  # too young
     removed = store.cleanup(now=10**10)
-    assert sorted(removed) == sorted([f"tmp/{msg.id}.msg", "msg/0000000001234567890"])
+    assert sorted(removed) == sorted([f"tmp/{msg.id}.msg", "msg/00000000012345678901"])
     other = store.begin(ENV, now=1.0)
     other.write(b"x")
     other.abort()
