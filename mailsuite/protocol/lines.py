@@ -55,6 +55,7 @@ class LineProtocol(protocol.Protocol):
     timeout: float | None = None
 
     factory: LineFactory
+    transport: Any  # ITransport (+ ITLSTransport, IProducer); zope interfaces type poorly
     log = Logger()
 
     def __init__(self) -> None:
@@ -71,14 +72,11 @@ class LineProtocol(protocol.Protocol):
         self.tls_active = False
 
     # -- connection lifecycle -------------------------------------------
-    def makeConnection(self, transport: Any) -> None:
-        super().makeConnection(transport)
-
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        peer = self.transport.getPeer()
         self.peer_host = getattr(peer, "host", "") or "unix"
         try:
-            self.transport.setTcpNoDelay(True)  # type: ignore[union-attr]
+            self.transport.setTcpNoDelay(True)
         except Exception:
             pass  # UNIX sockets, StringTransport
         if interfaces.ISSLTransport.providedBy(self.transport):
@@ -129,10 +127,10 @@ class LineProtocol(protocol.Protocol):
     def send_line(self, line: bytes | str) -> None:
         if isinstance(line, str):
             line = line.encode("utf-8")
-        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
+        self.transport.write(line + b"\r\n")
 
     def send(self, data: bytes) -> None:
-        self.transport.write(data)  # type: ignore[union-attr]
+        self.transport.write(data)
 
     def close(self) -> None:
         """Close after the pending output is written; stop reading input."""
@@ -185,7 +183,7 @@ class LineProtocol(protocol.Protocol):
         executed inside the TLS session.  Call after writing the "go ahead"."""
         self._buffer.clear()
         self._discarding = False
-        self.transport.startTLS(self.factory.tls_options())  # type: ignore[union-attr]
+        self.transport.startTLS(self.factory.tls_options())
         self.tls_active = True
 
     def tls_info(self) -> tuple[str, str] | None:
@@ -193,7 +191,7 @@ class LineProtocol(protocol.Protocol):
         if not self.tls_active:
             return None
         try:
-            conn = self.transport.getHandle()  # type: ignore[union-attr]
+            conn = self.transport.getHandle()
             return conn.get_protocol_version_name(), conn.get_cipher_name()
         except Exception:
             return ("TLS", "unknown")
@@ -304,10 +302,10 @@ class LineProtocol(protocol.Protocol):
         over = len(self._buffer) > self.max_buffer
         if over and not self._paused:
             self._paused = True
-            self.transport.pauseProducing()  # type: ignore[union-attr]
+            self.transport.pauseProducing()
         elif not over and self._paused:
             self._paused = False
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+            self.transport.resumeProducing()
 
 
 class _Marker(bytes):
@@ -361,13 +359,15 @@ class ConnectionLimiter:
 
 
 class _Refuse(protocol.Protocol):
+    transport: Any
+
     def __init__(self, message: bytes) -> None:
         self.message = message
 
     def connectionMade(self) -> None:
         if self.message:
-            self.transport.write(self.message)  # type: ignore[union-attr]
-        self.transport.loseConnection()  # type: ignore[union-attr]
+            self.transport.write(self.message)
+        self.transport.loseConnection()
 
 
 class LineFactory(protocol.Factory):
