@@ -85,7 +85,10 @@ def fetch(s: IMAPSession, req: Request) -> Any:
     set_seen = not view.readonly and any(a.sets_seen for a in atts)
     d = defer.ensureDeferred(_run(s, atts, targets, set_seen))
 
-    def done(missing: bool) -> Result:
+    def done(outcome: tuple[bool, str | None]) -> Result:
+        missing, failed_code = outcome
+        if failed_code:
+            return no("Some parts could not be decoded", failed_code)
         if missing or skipped:
             return no("Some messages were expunged", "EXPUNGEISSUED")
         return ok("FETCH completed")
@@ -95,19 +98,23 @@ def fetch(s: IMAPSession, req: Request) -> Any:
 
 async def _run(
     s: IMAPSession, atts: list[FetchAtt], targets: list[tuple[int, int]], set_seen: bool
-) -> bool:
+) -> tuple[bool, str | None]:
     view = s.view
     assert view is not None
     heavy = any(a.needs_content for a in atts)
     gate = _register_gate(s)
     missing = False
+    failed: str | None = None
     try:
         for batch in _batches(view, targets, heavy):
             items = [(seq, uid, view.flags(uid), view.info[uid]) for seq, uid in batch]
-            data, changed, gone = await s.run(_render_batch, view.mailbox, items, atts, set_seen)
+            data, changed, gone, code = await s.run(
+                _render_batch, view.mailbox, items, atts, set_seen
+            )
             if s.disconnecting or s.view is not view:
-                return missing
+                return missing, failed
             missing = missing or bool(gone)
+            failed = failed or code
             if changed:
                 view.note_flags(changed)
             if data:
@@ -117,7 +124,7 @@ async def _run(
     finally:
         if gate is not None and s.transport is not None:
             s.transport.unregisterProducer()
-    return missing
+    return missing, failed
 
 
 def _register_gate(s: IMAPSession) -> WriteGate | None:
@@ -151,8 +158,9 @@ def _batches(view: Any, targets: list[tuple[int, int]], heavy: bool) -> Generato
 
 def _render_batch(
     mailbox: Any, items: list[Any], atts: list[FetchAtt], set_seen: bool
-) -> tuple[bytes, dict[int, frozenset[str]], list[int]]:
-    """Pool thread: the FETCH responses of one batch, flags set, UIDs gone."""
+) -> tuple[bytes, dict[int, frozenset[str]], list[int], str | None]:
+    """Pool thread: the FETCH responses of one batch, flags set, UIDs gone,
+    and the response code of a BINARY item that could not be decoded."""
     changed: dict[int, frozenset[str]] = {}
     if set_seen:
         need = [uid for _, uid, flags, _ in items if "\\Seen" not in flags]
@@ -163,6 +171,7 @@ def _render_batch(
     has_flags = any(a.name == "FLAGS" for a in atts)
     out: list[bytes] = []
     gone: list[int] = []
+    failed: str | None = None
     for seq, uid, flags, info in items:
         if uid in changed:
             flags = changed[uid] | (flags & {RECENT})
@@ -174,18 +183,22 @@ def _render_batch(
                 gone.append(uid)
                 continue
             raise
-        pieces = [
-            content.render_item(
-                a,
-                uid=uid,
-                flags=flags,
-                size=info.size,
-                internaldate=info.internaldate,
-                raw=raw,
-                part=part,
-            )
-            for a in atts
-        ]
+        try:
+            pieces = [
+                content.render_item(
+                    a,
+                    uid=uid,
+                    flags=flags,
+                    size=info.size,
+                    internaldate=info.internaldate,
+                    raw=raw,
+                    part=part,
+                )
+                for a in atts
+            ]
+        except content.BinaryError as e:
+            failed = e.code
+            continue
         if uid in changed and not has_flags:
             pieces.append(
                 content.render_item(
@@ -199,7 +212,7 @@ def _render_batch(
                 )
             )
         out.append(b"* %d FETCH (" % seq + b" ".join(pieces) + b")\r\n")
-    return b"".join(out), changed, gone
+    return b"".join(out), changed, gone, failed
 
 
 def _read(mailbox: Any, uid: int) -> bytes:

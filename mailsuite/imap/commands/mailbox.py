@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mailsuite.errors import ErrorKind, MailError
 from mailsuite.imap import responses
 from mailsuite.imap.args import mailbox_name
 from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, State, no, ok
@@ -75,14 +76,31 @@ def _open_listing(account: Any, name: str) -> tuple[Any, Any, list[Any], int]:
 
 
 def create(s: IMAPSession, req: Request) -> Any:
-    """RFC 3501 §6.3.3: a trailing delimiter is dropped."""
+    """RFC 3501 §6.3.3: a trailing delimiter is dropped; missing superior
+    names are created too."""
     expect_count(req.args, 1)
     name = mailbox_name(req.args[0])
     if name != "/":
         name = name.rstrip("/")
     if name == "INBOX":
         return no("INBOX always exists", "ALREADYEXISTS")
-    return s.run(s.account.create_folder, name).addCallback(lambda _: ok("CREATE completed"))
+    return s.run(_create, s.account, name).addCallback(lambda _: ok("CREATE completed"))
+
+
+def _create(account: Any, name: str) -> None:
+    """Pool thread: create ``name`` after its missing parents."""
+    parts = name.split("/")
+    if len(parts) > 1 and all(parts):
+        existing = {f.name for f in account.folders()}
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent not in existing and parent.upper() != "INBOX":
+                try:
+                    account.create_folder(parent)
+                except MailError as e:
+                    if e.kind is not ErrorKind.ALREADY_EXISTS:
+                        raise
+    account.create_folder(name)
 
 
 def delete(s: IMAPSession, req: Request) -> Any:
