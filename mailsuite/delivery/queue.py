@@ -111,6 +111,7 @@ class OutboundQueue:
         if self._running:
             return
         self._running = True
+        self.relay.stopping = False
         self._loop = task.LoopingCall(self.scan)
         self._loop.clock = self.clock
         self._loop.start(self.config.scan_interval, now=True).addErrback(
@@ -124,7 +125,7 @@ class OutboundQueue:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._cancel_timer()
-        self.relay.abort_all()
+        self.relay.stop()
         d: defer.Deferred[Any] = defer.DeferredList(
             list(self._active.values()), consumeErrors=True
         )

@@ -139,14 +139,17 @@ class Relay:
             defer.DeferredSemaphore(config.max_concurrent), config.max_per_destination
         )
         self._connections: set[SMTPClientProtocol] = set()
+        self.stopping = False
         self._trust = _load_trust(config.tls_ca_file)
         self.smarthost = (
             queue_mx.parse_hostport(config.smarthost, 25) if config.smarthost else None
         )
         self._require_tls = {d.lower().rstrip(".") for d in config.require_tls_domains}
 
-    def abort_all(self) -> None:
-        """Drop every open connection (service stop); their jobs fail temporarily."""
+    def stop(self) -> None:
+        """Drop every open connection and make no new ones (service stop);
+        the jobs in progress end with temporary failures."""
+        self.stopping = True
         for proto in list(self._connections):
             proto.abort()
 
@@ -182,6 +185,8 @@ class Relay:
         except queue_mx.DestinationError as e:
             return _all(job, "perm" if e.permanent else "temp", e.status, e.text)
         last = HostFailure("4.4.1", "No mail host could be reached")
+        if self.stopping:
+            last = HostFailure("4.3.2", "Delivery interrupted by a server shutdown")
         tried = 0
         for name, port, policy in targets:
             try:
@@ -190,7 +195,7 @@ class Relay:
                 last = HostFailure("4.4.4", e.text)
                 continue
             for address in addresses:
-                if tried >= MAX_ADDRESSES:
+                if tried >= MAX_ADDRESSES or self.stopping:
                     break
                 tried += 1
                 try:
@@ -206,6 +211,8 @@ class Relay:
                     )
                     if not (e.tls_failed and not policy.required):
                         continue
+                if self.stopping:
+                    break
                 plain = dataclasses.replace(policy, use=False)
                 try:
                     return await self._try(job, name, address, port, plain)

@@ -50,6 +50,7 @@ class MXScript:
     auth: tuple[str, str] | None = None
     dsn: bool = False
     hang_domains: set[str] = field(default_factory=set)
+    broken_tls: bool = False  # offer STARTTLS, answer 220, then speak plaintext
     on_data: Any = None  # callable(Transaction) after the data arrived
 
 
@@ -66,6 +67,15 @@ class MXProtocol(LineReceiver):
         self._reset()
         self._auth_state: list[str] | None = None
         self.reply(self.s.greeting)
+
+    fake_tls = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.fake_tls:
+            self.transport.write(b"this is no TLS handshake\r\n" * 4)  # type: ignore[union-attr]
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        super().dataReceived(data)
 
     def connectionLost(self, reason: Any = None) -> None:
         self.factory.open.discard(self)  # type: ignore[attr-defined]
@@ -95,7 +105,7 @@ class MXProtocol(LineReceiver):
     def do_EHLO(self, arg: str) -> None:
         self.helo = arg
         ext = ["250-mx.remote.test", "250-PIPELINING", "250-SIZE 10000000", "250-8BITMIME"]
-        if self.s.tls_options is not None and not self.tls:
+        if (self.s.tls_options is not None or self.s.broken_tls) and not self.tls:
             ext.append("250-STARTTLS")
         if self.s.auth and self.tls:
             ext.append("250-AUTH PLAIN LOGIN")
@@ -110,6 +120,9 @@ class MXProtocol(LineReceiver):
 
     def do_STARTTLS(self, arg: str) -> None:
         self.reply("220 2.0.0 go ahead")
+        if self.s.broken_tls:
+            self.fake_tls = True  # answer the ClientHello with garbage
+            return
         self.transport.startTLS(self.s.tls_options)  # type: ignore[union-attr]
         self.tls = True
         self._reset()

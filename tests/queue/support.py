@@ -35,7 +35,9 @@ MESSAGE = (
 
 
 class QueueTestCase(unittest.TestCase):
-    """``self.mx`` (script), ``self.dns_records``, ``make_queue()``, ``submit()``."""
+    """``self.script`` (the MX), ``self.dns_records``, ``make_queue()``, ``submit()``."""
+
+    timeout = 30  # trial: a hang fails fast (the clock is fake, so SMTP timeouts never fire)
 
     def setUp(self) -> None:
         self.tmp = Path(self.mktemp()).absolute()

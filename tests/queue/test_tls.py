@@ -112,3 +112,12 @@ class TLSTests(QueueTestCase):
         await self.idle(q)
         _m, [r] = dsn_fields(self.inbox("alice@example.test")[0])
         self.assertEqual(r["Status"], "5.3.4")
+
+    async def test_broken_opportunistic_tls_falls_back_to_plaintext(self) -> None:
+        self.script.broken_tls = True
+        q = self.make_queue()
+        self.submit(q, ["bob@remote.test"])
+        await self.idle(q)
+        [txn] = self.mx_factory.received
+        self.assertFalse(txn.tls)
+        self.assertEqual(q.store.ids(), [])
