@@ -10,7 +10,7 @@ a permanent failure, status 5.1.10.  A domain that does not exist
 
 :func:`make_resolver` builds the resolver: ``queue.resolver = "host:port"``
 sends every query to that server (tests run one on loopback), otherwise the
-system configuration (``/etc/resolv.conf``) is used.
+name servers of ``/etc/resolv.conf`` (read at start) are used.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
-from twisted.names import cache, client, dns, error, hosts, resolve
+from twisted.names import client, dns, error
 
 
 class DestinationError(Exception):
@@ -59,18 +59,26 @@ def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+def system_nameservers(path: str = "/etc/resolv.conf") -> list[tuple[str, int]]:
+    """The ``nameserver`` lines of resolv.conf (127.0.0.1 if there are none)."""
+    servers = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "nameserver":
+                    servers.append((parts[1].split("%")[0], 53))
+    except OSError:
+        pass
+    return servers or [("127.0.0.1", 53)]
+
+
 def make_resolver(spec: str, reactor: Any) -> Any:
-    """An IResolver for ``queue.resolver`` ("" = system resolver)."""
-    if spec:
-        host, port = parse_hostport(spec, 53)
-        return client.Resolver(servers=[(host, port)], reactor=reactor)
-    # as client.createResolver(), with the reactor injected
-    chain = [
-        hosts.Resolver(b"/etc/hosts"),
-        cache.CacheResolver(reactor=reactor),
-        client.Resolver(resolv="/etc/resolv.conf", reactor=reactor),
-    ]
-    return resolve.ResolverChain(chain)
+    """An IResolver for ``queue.resolver``: that "host:port", or the servers
+    of /etc/resolv.conf read once now (unlike ``client.createResolver``, no
+    timer re-reads the file on the reactor thread; restart to pick up changes)."""
+    servers = [parse_hostport(spec, 53)] if spec else system_nameservers()
+    return client.Resolver(servers=servers, reactor=reactor)
 
 
 def address_literal(domain: str) -> str | None:

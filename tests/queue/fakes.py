@@ -10,7 +10,8 @@ served by ``twisted.names.server``.
 Run as a script (``python fakes.py STATE_DIR``) it starts both servers for a
 subprocess test: ports go to ``STATE_DIR/ports.json``, each transaction to
 ``STATE_DIR/received.jsonl``, and ``STATE_DIR/hang`` (if it exists) lists
-domains whose DATA is never answered.
+domains whose DATA is never answered; ``reject@a.test`` and ``reject@b.test``
+are refused with 550.
 """
 
 from __future__ import annotations
@@ -299,6 +300,7 @@ def _main(state_dir: Path) -> None:  # pragma: no cover (runs in a subprocess)
             f.flush()
 
     script.on_data = on_data
+    script.rcpt = {f"reject@{d}": "550 5.1.1 no such user here" for d in ("a.test", "b.test")}
     mx = reactor.listenTCP(0, MXFactory(script), interface="127.0.0.1")  # type: ignore[attr-defined]
     records = mx_records(a_test="mx.a.test", b_test="mx.b.test")
     udp = start_dns(reactor, records)

@@ -126,3 +126,16 @@ def test_damaged_state_is_reported(tmp_path: Path) -> None:
         store.load(qid)
     assert e.value.kind is ErrorKind.INTERNAL
     assert store.scan() == {}
+
+
+def test_system_nameservers(tmp_path: Path) -> None:
+    from mailsuite.delivery.queue_mx import parse_hostport, system_nameservers
+
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# c\nsearch x\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n")
+    assert system_nameservers(str(conf)) == [("192.0.2.53", 53), ("fe80::1", 53)]
+    assert system_nameservers(str(tmp_path / "missing")) == [("127.0.0.1", 53)]
+    assert parse_hostport("[::1]:5353", 53) == ("::1", 5353)
+    assert parse_hostport("relay.test", 25) == ("relay.test", 25)
+    with pytest.raises(ValueError):
+        parse_hostport("relay.test:0", 25)
