@@ -183,22 +183,22 @@ def _render_batch(
                 gone.append(uid)
                 continue
             raise
-        try:
-            pieces = [
-                content.render_item(
-                    a,
-                    uid=uid,
-                    flags=flags,
-                    size=info.size,
-                    internaldate=info.internaldate,
-                    raw=raw,
-                    part=part,
+        pieces = []
+        for a in atts:
+            try:
+                pieces.append(
+                    content.render_item(
+                        a,
+                        uid=uid,
+                        flags=flags,
+                        size=info.size,
+                        internaldate=info.internaldate,
+                        raw=raw,
+                        part=part,
+                    )
                 )
-                for a in atts
-            ]
-        except content.BinaryError as e:
-            failed = e.code
-            continue
+            except content.BinaryError as e:  # the item is left out (as Dovecot does)
+                failed = e.code
         if uid in changed and not has_flags:
             pieces.append(
                 content.render_item(
@@ -211,7 +211,8 @@ def _render_batch(
                     part=None,
                 )
             )
-        out.append(b"* %d FETCH (" % seq + b" ".join(pieces) + b")\r\n")
+        if pieces:
+            out.append(b"* %d FETCH (" % seq + b" ".join(pieces) + b")\r\n")
     return b"".join(out), changed, gone, failed
 
 
