@@ -154,6 +154,8 @@ class SMTPClientProtocol(protocol.Protocol):
             pass
 
     def dataReceived(self, data: bytes) -> None:
+        if self._error:
+            return  # aborting: ignore whatever else arrives
         self._buffer += data
         while b"\n" in self._buffer:
             raw, self._buffer = self._buffer.split(b"\n", 1)

@@ -115,3 +115,21 @@ class ClientTests(unittest.TestCase):
         d = defer.Deferred.fromCoroutine(self.proto.send_body(read))
         self.successResultOf(d)
         self.assertEqual(self.tr.value(), b"Subject: x\r\n\r\n..dot\r\nend\r\n.\r\n")
+
+
+@given(st.lists(st.binary(max_size=300), max_size=20))
+def test_any_server_bytes_give_replies_or_an_abort(chunks: list[bytes]) -> None:
+    proto = SMTPClientProtocol(task.Clock(), timeout=30)
+    tr = StringTransport()
+    proto.makeConnection(tr)
+    for chunk in chunks:  # never raises, never buffers without bound
+        proto.dataReceived(chunk)
+        assert len(proto._buffer) <= 4096 + 300
+    while True:
+        d = proto.next_reply()
+        if not d.called:
+            break
+        reply = []
+        d.addBoth(reply.append)
+        assert isinstance(reply[0], Reply)
+        assert 200 <= reply[0].code <= 599
