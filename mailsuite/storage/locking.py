@@ -4,7 +4,8 @@ Used for ``dovecot-uidlist.lock``, ``dovecot-keywords.lock`` and
 ``subscriptions.lock`` exactly as Dovecot uses them, so Dovecot and mailsuite
 exclude each other.  A lock is stale when its mtime is older than
 ``stale_after`` seconds (120 s like Dovecot's uidlist lock), or at once when
-it names a process on this host that no longer exists (a killed writer).
+it names a process on this host that no longer exists (a killed writer),
+or after 10 s when it names no process at all (killed before writing it).
 The lock file holds ``<pid>:<host>``.
 """
 
@@ -21,6 +22,7 @@ from types import TracebackType
 from mailsuite.errors import ErrorKind, MailError
 
 STALE_AFTER = 120.0
+EMPTY_STALE_AFTER = 10.0
 
 
 class DotLock:
@@ -77,9 +79,14 @@ class DotLock:
                 owner = f.read(256).decode("ascii", "replace")
         except FileNotFoundError:
             return True
-        stale = self._clock() - st.st_mtime > self.stale_after
+        age = self._clock() - st.st_mtime
+        pid_s, _, host = owner.partition(":")
+        stale = age > self.stale_after
+        if not stale and not pid_s.isdigit():
+            # The owner writes its pid right after creating the file; an empty
+            # lock that stays empty belongs to a writer killed in between.
+            stale = age > EMPTY_STALE_AFTER
         if not stale:
-            pid_s, _, host = owner.partition(":")
             stale = host == self._host and pid_s.isdigit() and not _alive(int(pid_s))
         if not stale:
             return False

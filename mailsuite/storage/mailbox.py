@@ -205,6 +205,8 @@ class MaildirMailbox:
             cur_st = os.stat(self._cur)
         except FileNotFoundError:
             raise MailError(ErrorKind.NONEXISTENT) from None
+        if self._keywords.refresh():
+            self._flag_cache.clear()
         snap = self._snap
         ul_sig = self._uidlist.stat_sig()
         new_changed = snap.new_sig is None or new_st.st_mtime_ns != snap.new_sig
