@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mailsuite.errors import ErrorKind, MailError
-from tests.smtp.conftest import Env
+from tests.smtp.conftest import Client, Env
 
 ENVELOPE = "MAIL FROM:<sender@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
 
 
-def start_data(env: Env, role: str = "smtp") -> object:
+def start_data(env: Env, role: str = "smtp") -> Client:
     c = env.client(role)
     c.send(ENVELOPE)
     assert c.codes() == ["250 2.1.0", "250 2.1.5", "354"]
@@ -73,8 +73,8 @@ def test_smuggling_shapes_never_end_data(env: Env, shape: bytes) -> None:
 @pytest.mark.parametrize("shape", [b"\r\n", b"ab\rc\r\n", b"ab\nc\r\n", b"a\x00b\r\n"], ids=repr)
 def test_bare_cr_lf_nul_anywhere_refused(env: Env, shape: bytes) -> None:
     c = start_data(env)
-    c.send(b"Subject: a\r\n\r\n" + shape + b".\r\n")  # type: ignore[attr-defined]
-    codes = c.codes()  # type: ignore[attr-defined]
+    c.send(b"Subject: a\r\n\r\n" + shape + b".\r\n")
+    codes = c.codes()
     if shape == b"\r\n":
         assert codes == ["250 2.0.0"]
     else:
@@ -84,19 +84,19 @@ def test_bare_cr_lf_nul_anywhere_refused(env: Env, shape: bytes) -> None:
 def test_terminator_split_across_reads(env: Env) -> None:
     c = start_data(env)
     for piece in [b"Subject: a\r\n\r\nbody\r", b"\n", b".", b"\r", b"\nNOOP\r\n"]:
-        c.send(piece)  # type: ignore[attr-defined]
-    assert c.codes() == ["250 2.0.0", "250 2.0.0"]  # type: ignore[attr-defined]
+        c.send(piece)
+    assert c.codes() == ["250 2.0.0", "250 2.0.0"]
     assert env.agent.committed[0].data.endswith(b"\r\n\r\nbody\r\n")
 
 
 def test_long_line_in_data_fails_message_and_closes(env: Env) -> None:
     """DESIGN.md §2: Twisted fell back to command mode here; we close."""
     c = start_data(env)
-    c.send(b"Subject: a\r\n\r\n" + b"x" * 5000 + b"\r\nMAIL FROM:<evil@remote.example>\r\n")  # type: ignore[attr-defined]
-    assert c.codes() == ["554 5.6.0"]  # type: ignore[attr-defined]
-    assert c.closed  # type: ignore[attr-defined]
-    c.send(b".\r\nMAIL FROM:<evil@remote.example>\r\n")  # type: ignore[attr-defined]
-    assert c.replies() == []  # type: ignore[attr-defined]
+    c.send(b"Subject: a\r\n\r\n" + b"x" * 5000 + b"\r\nMAIL FROM:<evil@remote.example>\r\n")
+    assert c.codes() == ["554 5.6.0"]
+    assert c.closed
+    c.send(b".\r\nMAIL FROM:<evil@remote.example>\r\n")
+    assert c.replies() == []
     assert not env.agent.committed
 
 
@@ -122,9 +122,9 @@ def test_large_message_streams_in_batches(env: Env) -> None:
     c = start_data(env)
     line = b"y" * 998 + b"\r\n"
     for _ in range(300):
-        c.send(line)  # type: ignore[attr-defined]
-    c.send(b".\r\n")  # type: ignore[attr-defined]
-    assert c.codes() == ["250 2.0.0"]  # type: ignore[attr-defined]
+        c.send(line)
+    c.send(b".\r\n")
+    assert c.codes() == ["250 2.0.0"]
     (delivery,) = env.agent.committed
     sizes = [len(w) for w in delivery.writes]
     assert len(sizes) >= 4  # trace fields + several 64 KiB batches + rest
@@ -179,23 +179,23 @@ def test_partial_failure_reports_count(env: Env) -> None:
 def test_all_over_quota_is_temporary(env: Env) -> None:
     env.agent.failures["alice@example.test"] = MailError(ErrorKind.OVER_QUOTA)
     c = start_data(env)
-    c.send(b"x\r\n.\r\n")  # type: ignore[attr-defined]
-    assert c.replies() == ["452 4.2.2 Mailbox full, try again later"]  # type: ignore[attr-defined]
+    c.send(b"x\r\n.\r\n")
+    assert c.replies() == ["452 4.2.2 Mailbox full, try again later"]
 
 
 def test_internal_error_in_storage_is_not_shown(env: Env) -> None:
     env.agent.begin_error = RuntimeError("/secret/path exploded")
     c = start_data(env)
-    c.send(b"x\r\n.\r\nNOOP\r\n")  # type: ignore[attr-defined]
-    replies = c.replies()  # type: ignore[attr-defined]
+    c.send(b"x\r\n.\r\nNOOP\r\n")
+    replies = c.replies()
     assert replies == ["451 4.3.0 Temporary failure, try again later", "250 2.0.0 Ok"]
     assert "secret" not in "".join(replies)
 
 
 def test_connection_lost_during_data_aborts(env: Env) -> None:
     c = start_data(env)
-    c.send(b"Subject: a\r\n\r\n" + (b"z" * 500 + b"\r\n") * 200)  # type: ignore[attr-defined]
-    c.proto.connectionLost(None)  # type: ignore[attr-defined]
+    c.send(b"Subject: a\r\n\r\n" + (b"z" * 500 + b"\r\n") * 200)
+    c.proto.connectionLost(None)
     assert env.agent.aborted and not env.agent.committed
 
 
