@@ -154,7 +154,10 @@ class QueuedMessage:
     def write(self, data: bytes) -> None:
         if self._file is None:
             raise MailError(ErrorKind.INTERNAL, detail="write after commit/abort")
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as e:  # disk full, I/O error: the sender may try again
+            raise MailError(ErrorKind.TEMPORARY, detail=f"queue write: {e}")
         self._size += len(data)
 
     def size(self) -> int:
