@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.imap.support import Client, add_user, deliver, make_context, message
 
 
@@ -151,7 +149,6 @@ def test_examine_is_read_only(tmp_path: Path) -> None:
     assert b"FLAGS ()" in out
 
 
-@pytest.mark.xfail(reason="storage: a fresh Mailbox view does not read dovecot-keywords yet")
 def test_keywords_visible_after_reselect(tmp_path: Path) -> None:
     c = client(tmp_path)
     msg = message(1)

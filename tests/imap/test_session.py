@@ -103,32 +103,37 @@ def test_authenticate_garbage(tmp_path: Path) -> None:
 
 
 def test_password_not_logged(tmp_path: Path) -> None:
-    from twisted.logger import globalLogPublisher
+    from twisted.logger import formatEvent, globalLogPublisher
 
     seen: list[str] = []
 
     def observer(event: dict[str, object]) -> None:
-        from twisted.logger import formatEvent
-
-        seen.append(formatEvent(event))
+        seen.append(formatEvent(event) + repr(event))
 
     globalLogPublisher.addObserver(observer)
     try:
-        c = Client(ctx_user(tmp_path))
-        c.login()
+        ctx = ctx_user(tmp_path)
+        Client(ctx).login()
+        Client(ctx).cmd(f"LOGIN {USER} wrong-secret")
         ir = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
-        Client(
-            ctx_user(
-                tmp_path / "x" if False else tmp_path,
-            )
-            if False
-            else c.ctx
-        ).cmd(f"AUTHENTICATE PLAIN {ir}")
+        Client(ctx).cmd(f"AUTHENTICATE PLAIN {ir}")
     finally:
         globalLogPublisher.removeObserver(observer)
     text = "\n".join(seen)
-    assert PASSWORD not in text
-    assert "correct" not in text
+    assert "login alice@example.test" in text  # the log is on, with connection ids
+    for secret in (PASSWORD, "wrong-secret", ir):
+        assert secret not in text
+
+
+def test_append_literal8(tmp_path: Path) -> None:
+    c = Client(ctx_user(tmp_path))
+    c.login()
+    msg = b"Subject: bin\r\nContent-Type: application/octet-stream\r\n\r\na\0b\r\n"
+    out = c.raw(b"a APPEND INBOX ~{%d}\r\n" % len(msg))
+    assert out == b"+ Ready for literal data\r\n"
+    assert c.raw(msg + b"\r\n").startswith(b"a OK [APPENDUID")
+    out = c.raw(b"b APPEND INBOX {3+}\r\na\0b\r\n")
+    assert out.startswith(b"b BAD")  # NUL only in literal8
 
 
 def test_unknown_and_wrong_state(tmp_path: Path) -> None:

@@ -24,10 +24,8 @@ def capability(s: IMAPSession, req: Request) -> Result:
 
 
 def noop(s: IMAPSession, req: Request) -> Result:
-    """RFC 3501 §6.1.2: the session sends pending updates on completion."""
+    """RFC 3501 §6.1.2: the session syncs and sends pending updates on completion."""
     expect_count(req.args, 0)
-    if s.view is not None:
-        s.view.dirty = True
     return ok("NOOP completed")
 
 

@@ -36,9 +36,9 @@ def _read_only() -> Result:
 
 
 def check(s: IMAPSession, req: Request) -> Result:
-    """RFC 3501 §6.4.1: a sync point; updates follow on completion."""
+    """RFC 3501 §6.4.1: a sync point; updates follow on completion (every
+    store write is already durable)."""
     expect_count(req.args, 0)
-    _view(s).dirty = True
     return ok("CHECK completed")
 
 
@@ -211,10 +211,6 @@ def uid(s: IMAPSession, req: Request) -> Any:
     if handler is None:
         raise ParseError("Unknown UID command")
     return handler(s, Request(req.tag, f"UID {name}", req.args[1:], uid=True))
-
-
-def _sub(handler: Any) -> Any:
-    return handler
 
 
 _UID_COMMANDS.update(
