@@ -18,22 +18,30 @@ KiB = 1024
 
 # -- references written the slow, obvious way ------------------------------------
 def _lines(data: bytes) -> list[bytes]:
-    """Lines without terminators; LF ends a line, a CR before it belongs to the terminator."""
-    out = data.split(b"\n")
-    if out and out[-1] == b"":
-        out.pop()
-    return [x[:-1] if x.endswith(b"\r") else x for x in out]
+    """Lines with their terminators (LF ends a line)."""
+    return data.splitlines(keepends=True) if b"\r" not in data else _split_lf(data)
+
+
+def _split_lf(data: bytes) -> list[bytes]:
+    out, start = [], 0
+    while (i := data.find(b"\n", start)) >= 0:
+        out.append(data[start : i + 1])
+        start = i + 1
+    if start < len(data):
+        out.append(data[start:])
+    return out
 
 
 def reference(data: bytes, top: int | None = None) -> bytes:
-    lines = _lines(data)
+    """RFC 1939 §3 the slow way: line by line; line ends kept as stored."""
+    lines = _split_lf(data)
     if top is not None:
-        try:
-            blank = lines.index(b"")
+        blank = next((i for i, x in enumerate(lines) if x in (b"\n", b"\r\n")), None)
+        if blank is not None:
             lines = lines[: blank + 1 + top]
-        except ValueError:
-            pass
-    body = b"".join((b"." + x if x.startswith(b".") else x) + b"\r\n" for x in lines)
+    body = b"".join(b"." + x if x.startswith(b".") else x for x in lines)
+    if body and not body.endswith(b"\n"):
+        body += b"\n" if body.endswith(b"\r") else b"\r\n"
     return body + b".\r\n"
 
 
@@ -87,8 +95,8 @@ def test_crlf_split_across_chunks_is_not_doubled() -> None:
         assert b"\r\r" not in wire
 
 
-def test_bare_lf_becomes_crlf_and_end_is_added() -> None:
-    assert encode_all(b"a\n.b\nc") == b"a\r\n..b\r\nc\r\n.\r\n"
+def test_line_ends_kept_and_end_is_added() -> None:
+    assert encode_all(b"a\n.b\nc") == b"a\n..b\nc\r\n.\r\n"  # the store never gives bare LF
     assert encode_all(b"") == b".\r\n"
     assert encode_all(b"a\r") == b"a\r\n.\r\n"
     assert encode_all(b".") == b"..\r\n.\r\n"
@@ -98,9 +106,11 @@ def test_bare_lf_becomes_crlf_and_end_is_added() -> None:
 @given(message_bytes, st.lists(st.integers(min_value=0, max_value=1000), max_size=8))
 def test_stuffing_is_chunking_independent(data: bytes, cuts: list[int]) -> None:
     wire = feed_pieces(split(data, cuts))
-    assert wire == feed_pieces([data])
-    if b"\r" not in data.replace(b"\r\n", b""):  # no bare CR: the reference applies
-        assert wire == reference(data)
+    assert wire == feed_pieces([data]) == reference(data)
+    assert b"\r\r\n" not in wire or b"\r\r" in data  # a CR is never added before CRLF
+    bare = data.replace(b"\r\n", b"")
+    if b"\r" not in bare and b"\n" not in bare:  # CRLF-only, as the store hands it out
+        assert unstuff(wire) == (data if data.endswith(b"\n") or not data else data + b"\r\n")
 
 
 # -- TOP ------------------------------------------------------------------------------
@@ -120,8 +130,6 @@ def test_top_zero_sends_header_and_blank_line() -> None:
     st.lists(st.integers(min_value=0, max_value=1000), max_size=8),
 )
 def test_top_matches_reference_for_any_chunking(data: bytes, top: int, cuts: list[int]) -> None:
-    if b"\r" in data.replace(b"\r\n", b""):
-        data = data.replace(b"\r", b"")
     assert feed_pieces(split(data, cuts), top) == reference(data, top)
 
 
@@ -137,6 +145,11 @@ def test_stuffer_state_across_feeds() -> None:
     assert s.feed(b"\n.") == b"\n.."
     assert s.feed(b"x") == b"x"
     assert s.finish() == b"\r\n.\r\n"
+    s = DotStuffer()
+    assert s.feed(b"abc\r\n") == b"abc\r\n"
+    assert s.feed(b".") == b".."
+    assert s.feed(b"\r") == b"\r"
+    assert s.finish() == b"\n.\r\n"
 
 
 # -- the producer --------------------------------------------------------------------

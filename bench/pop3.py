@@ -1,0 +1,302 @@
+"""POP3 download speed: N concurrent clients doing STAT, UIDL and RETR of every message.
+
+Usage::
+
+    .venv/bin/python bench/pop3.py [--clients 8] [--messages 200] [--size 20000]
+                                   [--rounds 5] [--no-dovecot]
+
+Starts the real ``twistd mailsuite`` (tests/harness.py) with a POP3
+listener on loopback, one account per client, each holding the same
+generated messages (sizes spread around ``--size``, some lines starting
+with "." to exercise the stuffing).  Each client is its own process (so the
+client side is not one Python thread): it logs in with USER/PASS, sends
+STAT, UIDL, RETR 1..n and QUIT.  A round's figure is messages (and bytes)
+retrieved by all clients divided by the wall time of the round; one warm-up
+round is not counted; the median of ``--rounds`` is printed.
+
+If Debian's Dovecot is installed (``apt-get install dovecot-pop3d``), a
+private Dovecot instance (config, sockets, logs in a temporary directory;
+passwd-file with plaintext passwords; no TLS on either side) serves a copy
+of the same maildirs on another loopback port, rounds alternate between the
+two servers, and the ratio of the medians is printed.  Prints figures,
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.harness import ServerProcess, free_port  # noqa: E402
+
+PASSWORD = "bench-password"
+DOVECOT = Path("/usr/sbin/dovecot")
+
+
+# -- the client ------------------------------------------------------------------
+class Client:
+    """A minimal, fast POP3 client on a raw socket (no pipelining)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self._line()
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._recv()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        if not line.startswith(b"+OK"):
+            raise RuntimeError(f"server said {line[:200]!r}")
+        return line
+
+    def _recv(self) -> None:
+        data = self.sock.recv(1 << 18)
+        if not data:
+            raise RuntimeError("connection closed")
+        self.buf += data
+
+    def cmd(self, line: str) -> bytes:
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self._line()
+
+    def multi(self, line: str) -> int:
+        """Send a command with a multi-line answer; returns the body's size."""
+        self.cmd(line)
+        while not (self.buf.endswith(b"\r\n.\r\n") or self.buf == b".\r\n"):
+            self._recv()
+        size = len(self.buf)
+        self.buf = b""
+        return size
+
+    def close(self) -> None:
+        self.cmd("QUIT")
+        self.sock.close()
+
+
+def run_client(port: int, user: str, start: Any, out: Any) -> None:
+    start.wait()
+    c = Client(port)
+    c.cmd(f"USER {user}")
+    c.cmd(f"PASS {PASSWORD}")
+    count = int(c.cmd("STAT").split()[1])
+    c.multi("UIDL")
+    total = 0
+    for n in range(1, count + 1):
+        total += c.multi(f"RETR {n}")
+    c.close()
+    out.put((count, total))
+
+
+def run_round(port: int, users: list[str]) -> tuple[float, float]:
+    """(messages/s, MB/s) for all clients at once."""
+    ctx = mp.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=run_client, args=(port, u, start, out)) for u in users]
+    for p in procs:
+        p.start()
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    start.set()
+    results = [out.get(timeout=600) for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    messages = sum(r[0] for r in results)
+    octets = sum(r[1] for r in results)
+    return messages / elapsed, octets / elapsed / 1e6
+
+
+# -- the messages ------------------------------------------------------------------
+def make_messages(count: int, size: int) -> list[bytes]:
+    rng = random.Random(7)
+    out = []
+    for i in range(count):
+        target = max(200, int(rng.expovariate(1 / size)))
+        lines = [b"From: bench@bench.test", b"To: user@bench.test", b"Subject: message %d" % i]
+        lines += [b"Message-ID: <%d@bench.test>" % i, b""]
+        length = sum(len(x) + 2 for x in lines)
+        while length < target:
+            word = b"." if rng.random() < 0.02 else b""
+            line = word + bytes(
+                rng.choice(b"abcdefghij klmnop") for _ in range(rng.randint(0, 76))
+            )
+            lines.append(line)
+            length += len(line) + 2
+        out.append(b"\r\n".join(lines) + b"\r\n")
+    return out
+
+
+def populate(maildir: Path, users: list[str], messages: list[bytes]) -> None:
+    import io
+
+    from mailsuite.storage.store import MaildirStore
+
+    store = MaildirStore(maildir)
+    for user in users:
+        account = store.account(user)
+        account.ensure_created()
+        box = account.open("INBOX")
+        for raw in messages:
+            box.append(io.BytesIO(raw))
+
+
+# -- Dovecot -------------------------------------------------------------------------
+class Dovecot:
+    """A private Dovecot (pop3 only) on a loopback port; started and stopped by us."""
+
+    def __init__(self, tmp: Path, maildir: Path, users: list[str]) -> None:
+        self.dir = tmp / "dovecot"
+        self.mail = tmp / "dovecot-mail"
+        self.port = free_port()
+        shutil.copytree(maildir, self.mail)
+        for path in [self.mail, *self.mail.rglob("*")]:
+            os.chown(path, 65534, 65534)
+        (self.dir / "run").mkdir(parents=True)
+        (self.dir / "state").mkdir()
+        (self.dir / "passwd").write_text("".join(f"{u}:{{PLAIN}}{PASSWORD}\n" for u in users))
+        self.conf = self.dir / "dovecot.conf"
+        self.conf.write_text(
+            f"""
+base_dir = {self.dir}/run
+state_dir = {self.dir}/state
+log_path = {self.dir}/dovecot.log
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{self.mail}/%d/%n
+pop3_uidl_format = %08Xu%08Xv
+mail_max_userip_connections = 1000
+passdb {{
+  driver = passwd-file
+  args = username_format=%u {self.dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=65534 gid=65534 home={self.mail}/%d/%n
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+"""
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(DOVECOT), "-F", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        log = self.dir / "dovecot.log"
+        raise RuntimeError("dovecot did not start:\n" + (log.read_text() if log.exists() else ""))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def version(self) -> str:
+        out = subprocess.run([str(DOVECOT), "--version"], capture_output=True, text=True)
+        return out.stdout.split()[0] if out.stdout else "?"
+
+
+# -- main ------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--size", type=int, default=20000, help="mean message size in bytes")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-dovecot", action="store_true")
+    args = ap.parse_args()
+
+    users = [f"bench{i}@bench.test" for i in range(args.clients)]
+    messages = make_messages(args.messages, args.size)
+    mean = sum(map(len, messages)) / len(messages)
+    with tempfile.TemporaryDirectory(prefix="pop3bench") as tmpname:
+        tmp = Path(tmpname)
+        os.chmod(tmp, 0o755)  # Dovecot's mail processes run as nobody
+        (tmp / "ms").mkdir()
+        srv = ServerProcess(tmp / "ms", {"auth": {"allow_plaintext": True}}, roles=("pop3",))
+        srv.start()
+        dovecot: Dovecot | None = None
+        try:
+            for user in users:
+                srv.add_user(user, PASSWORD)
+            populate(srv.maildir, users, messages)
+            servers: dict[str, int] = {"mailsuite": srv.ports["pop3"]}
+            if not args.no_dovecot and DOVECOT.exists():
+                dovecot = Dovecot(tmp, srv.maildir, users)
+                dovecot.start()
+                servers[f"dovecot {dovecot.version()}"] = dovecot.port
+            elif not args.no_dovecot:
+                print("dovecot not installed (apt-get install dovecot-pop3d): mailsuite only")
+            figures: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+            for port in servers.values():
+                run_round(port, users)  # warm-up: auth cache, indexes, page cache
+            for _ in range(args.rounds):
+                for name, port in servers.items():
+                    figures[name].append(run_round(port, users))
+        finally:
+            srv.stop()
+            if dovecot is not None:
+                dovecot.stop()
+    print(
+        f"{args.clients} clients x {args.messages} messages (mean {mean / 1024:.1f} KiB),"
+        f" STAT+UIDL+RETR all, median of {args.rounds} rounds:"
+    )
+    medians = {}
+    for name, rows in figures.items():
+        msgs = statistics.median(r[0] for r in rows)
+        mbs = statistics.median(r[1] for r in rows)
+        medians[name] = (msgs, mbs)
+        print(f"  {name:<22} {msgs:10,.0f} messages/s  {mbs:8.1f} MB/s")
+    if len(medians) == 2:
+        (ours, theirs) = medians.values()
+        print(
+            f"  ratio mailsuite/dovecot: {ours[0] / theirs[0]:.2f} (messages/s),"
+            f" {ours[1] / theirs[1]:.2f} (MB/s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
