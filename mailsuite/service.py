@@ -142,6 +142,11 @@ def make_service(config: Config, reactor: Any, demo: bool = False) -> MailServic
 
         seed_demo(context, Path(__file__).resolve().parent.parent / "maildir-sample")
     top = MailService(context)
+    # Before the listeners: context.queue exists before any SMTP factory, and
+    # the queue service (started first) is stopped last.
+    from mailsuite.delivery.queue import attach
+
+    attach(context, top)
     for role in ROLES:
         desc = getattr(config.listeners, role)
         if not desc:
