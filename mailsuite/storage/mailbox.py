@@ -98,6 +98,7 @@ class MaildirMailbox:
         self.path = path
         self._ctx = ctx
         self._cur = path / "cur"
+        self._cur_s = str(self._cur)
         self._new = path / "new"
         self._tmp = path / "tmp"
         self._uidlist = Uidlist(path)
@@ -236,7 +237,9 @@ class MaildirMailbox:
             self._clean_tmp()
         snap = self._snap
         snap.new_sig, snap.cur_sig = new_sig, cur_sig
-        snap.uidlist_sig = self._uidlist.sig
+        if self._uidlist.sig is not None:
+            snap.uidlist_sig = self._uidlist.sig
+        # else: never read because unchanged since the snapshot; keep its signature
         snap.next_uid = max(snap.next_uid, self._uidlist.next_uid)
         self._dirty = True
 
@@ -338,10 +341,11 @@ class MaildirMailbox:
         return out
 
     def _measure(self, name: str, base: str) -> tuple[int, float]:
+        path = f"{self._cur_s}/{name}"
         vsize = vsize_from_base(base)
         if vsize is not None:
-            return vsize, os.stat(self._cur / name).st_mtime
-        fd = os.open(self._cur / name, os.O_RDONLY)
+            return vsize, os.stat(path).st_mtime
+        fd = os.open(path, os.O_RDONLY)
         try:
             st = os.fstat(fd)
             return vsize_of_file(fd, st.st_size), st.st_mtime
@@ -419,10 +423,11 @@ class MaildirMailbox:
         return self._snap.uids
 
     def _flags_of_name(self, name: str) -> frozenset[str]:
-        info = split_name(name)[1] or ""
-        flags = self._flag_cache.get(info)
+        tail = name.partition(":")[2]  # "2,<letters>", or something foreign
+        flags = self._flag_cache.get(tail)
         if flags is None:
-            flags = self._flag_cache[info] = info_to_flags(info, self._keywords)
+            info = tail[2:] if tail.startswith("2,") else ""
+            flags = self._flag_cache[tail] = info_to_flags(info, self._keywords)
         return flags
 
     def _pos(self, uid: int) -> int | None:
@@ -568,7 +573,7 @@ class MaildirMailbox:
                 return name
             new_name = f"{base}:2,{new_info}"
             try:
-                os.rename(self._cur / name, self._cur / new_name)
+                os.rename(f"{self._cur_s}/{name}", f"{self._cur_s}/{new_name}")
             except FileNotFoundError:
                 name = self._find_base(base)
                 continue

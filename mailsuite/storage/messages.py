@@ -12,6 +12,8 @@ from typing import IO, overload
 from mailsuite.interfaces import MessageInfo
 
 CHUNK = 256 * 1024
+_UTC = datetime.UTC
+_fromtimestamp = datetime.datetime.fromtimestamp
 
 
 class CrlfNormalizer:
@@ -94,10 +96,10 @@ class MessageList(Sequence[MessageInfo]):
 
     def _make(self, i: int) -> MessageInfo:
         return MessageInfo(
-            uid=self._uids[i],
-            flags=self._flags_of(self._files[i]),
-            size=self._sizes[i],
-            internaldate=datetime.datetime.fromtimestamp(self._mtimes[i], datetime.UTC),
+            self._uids[i],
+            self._flags_of(self._files[i]),
+            self._sizes[i],
+            _fromtimestamp(self._mtimes[i], _UTC),
         )
 
     @overload

@@ -169,3 +169,26 @@ def test_duplicate_base_gets_new_uid(inbox: MaildirMailbox) -> None:
     inbox.sync()
     assert len(inbox.messages()) == 2
     assert len({m.uid for m in inbox.messages()}) == 2
+
+
+def test_header_end_and_structure_cache(inbox: MaildirMailbox) -> None:
+    import io
+
+    uid = inbox.append(io.BytesIO(b"Subject: x\r\nX-A: b\r\n\r\nbody\r\n"))
+    inbox.sync()
+    assert inbox.header_end(uid) == len(b"Subject: x\r\nX-A: b\r\n\r\n")
+    (inbox.path / CACHE_FILE).unlink()  # a pure cache: recomputed
+    assert inbox.header_end(uid) == len(b"Subject: x\r\nX-A: b\r\n\r\n")
+    try:
+        import mailsuite.mime.structure  # noqa: F401
+    except ImportError:
+        with pytest.raises(MailError) as exc:
+            inbox.structure(uid)
+        assert exc.value.kind is ErrorKind.INTERNAL
+    else:
+        assert inbox.structure(uid) is not None
+    inbox.store_flags([uid], ["\\Deleted"], "add")
+    inbox.expunge()
+    with pytest.raises(MailError) as exc:
+        inbox.header_end(uid)
+    assert exc.value.kind is ErrorKind.EXPUNGED
