@@ -94,7 +94,9 @@ class IMAPSession(LineProtocol):
         self.account: Any = None
         self.view: SelectedView | None = None
         self.enabled: set[str] = set()
-        self.line_hook: Callable[[bytes], Any] | None = None
+        # a command reading client lines itself (AUTHENTICATE, IDLE); it gets
+        # None for a line over the length limit
+        self.line_hook: Callable[[bytes | None], Any] | None = None
         self.idle: Any = None  # commands.selected.Idle while IDLE runs
         self._fragments: list[bytes] = []
         self._cmd_size = 0
@@ -206,6 +208,8 @@ class IMAPSession(LineProtocol):
         return self._literal_announced(announcement.size, announcement.non_sync)
 
     def line_too_long(self) -> Any:
+        if self.line_hook is not None and not self._fragments:
+            return self.line_hook(None)
         first = self._fragments[0] if self._fragments else self.long_line_head
         tag = self._refused_tag or _guess_tag(first)
         self._reset_command()

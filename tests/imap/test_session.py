@@ -250,3 +250,18 @@ def test_id_namespace_enable(tmp_path: Path) -> None:
         b"ID",
     ):
         assert cap in caps
+
+
+def test_overlong_authenticate_response(tmp_path: Path) -> None:
+    c = Client(ctx_user(tmp_path))
+    assert c.cmd("AUTHENTICATE PLAIN") == b"+ \r\n"
+    assert c.raw(b"QUFB" * 5000 + b"\r\n") == b"t1 BAD Invalid SASL response\r\n"
+    assert c.cmd("NOOP").startswith(b"t2 OK")
+
+
+def test_overlong_line_during_idle(tmp_path: Path) -> None:
+    c = Client(ctx_user(tmp_path))
+    c.login()
+    c.cmd("IDLE")
+    assert c.raw(b"x" * 70000 + b"\r\n") == b"* BAD Expected DONE\r\n"
+    assert c.raw(b"DONE\r\n") == b"t2 OK IDLE terminated\r\n"

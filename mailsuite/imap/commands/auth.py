@@ -112,9 +112,11 @@ def _step(s: IMAPSession, req: Request, mech: Any, response: bytes | None) -> An
     return _check(s, out.username, out.password)
 
 
-def _on_line(s: IMAPSession, req: Request, mech: Any, line: bytes) -> Any:
+def _on_line(s: IMAPSession, req: Request, mech: Any, line: bytes | None) -> Any:
     s.line_hook = None
     try:
+        if line is None:
+            raise MailError(ErrorKind.BAD_INPUT)
         response = sasl.decode_response(line.strip())
     except sasl.Cancelled:
         result: Any = bad("Authentication cancelled")

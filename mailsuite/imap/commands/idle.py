@@ -80,9 +80,9 @@ class Idle:
         d.addBoth(sent)
         return d
 
-    def line(self, line: bytes) -> Any:
-        """A client line during IDLE: only DONE ends it."""
-        if line.strip().upper() != b"DONE":
+    def line(self, line: bytes | None) -> Any:
+        """A client line during IDLE (None: too long): only DONE ends it."""
+        if line is None or line.strip().upper() != b"DONE":
             self.s.untagged("BAD Expected DONE")
             return None
         self.stop()

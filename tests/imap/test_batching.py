@@ -1,0 +1,85 @@
+"""Large FETCH and SEARCH: work in batches through the runner, output written
+per batch, and a slow reader (transport asks to pause) stops the loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from tests.imap.support import Client, add_user, deliver, make_context, message
+
+
+class ManualRunner:
+    """Runs each call only when the test says so."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Any, tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def run(self, fn: Any, *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.pending.append((fn, args, d))
+        return d
+
+    def step(self) -> None:
+        fn, args, d = self.pending.pop(0)
+        d.callback(fn(*args))
+
+    def drain(self) -> None:
+        while self.pending:
+            self.step()
+
+
+def setup(tmp_path: Path, n: int) -> tuple[Client, ManualRunner]:
+    ctx = make_context(tmp_path)
+    add_user(ctx)
+    for i in range(n):
+        deliver(ctx, message(i))
+    c = Client(ctx)
+    c.login()
+    c.ok("SELECT INBOX")
+    runner = ManualRunner()
+    ctx.runner = runner
+    return c, runner
+
+
+def test_fetch_is_batched_and_paused_by_a_slow_reader(tmp_path: Path) -> None:
+    c, runner = setup(tmp_path, 250)
+    assert c.cmd("FETCH 1:* BODY.PEEK[]") == b""
+    assert len(runner.pending) == 1
+    runner.step()  # first batch (100 messages) rendered and written at once
+    out = c.read()
+    assert out.count(b" FETCH (") == 100 and out.startswith(b"* 1 FETCH")
+    assert len(runner.pending) == 1
+    c.transport.producer.pauseProducing()
+    runner.step()
+    assert c.read().count(b" FETCH (") == 100
+    assert runner.pending == []  # paused: the third batch waits
+    c.transport.producer.resumeProducing()
+    runner.drain()
+    out = c.read()
+    assert out.count(b" FETCH (") == 50 and out.endswith(b"t3 OK FETCH completed\r\n")
+    assert c.transport.producer is None  # unregistered after the command
+
+
+def test_fetch_input_waits_for_the_command(tmp_path: Path) -> None:
+    c, runner = setup(tmp_path, 150)
+    c.raw(b"a FETCH 1:* (UID FLAGS)\r\nb NOOP\r\n")
+    assert b"b OK" not in c.read()
+    runner.drain()
+    out = c.read()
+    assert out.index(b"a OK") < out.index(b"b OK")
+
+
+def test_search_runs_in_batches(tmp_path: Path) -> None:
+    c, runner = setup(tmp_path, 250)
+    c.cmd('SEARCH BODY "message 24"')
+    calls = 0
+    while runner.pending:
+        runner.step()
+        calls += 1
+    out = c.read()
+    assert calls >= 3  # 250 messages in batches of 200, then the sync
+    expected = b"* SEARCH 25 " + b" ".join(b"%d" % i for i in range(241, 251)) + b"\r\n"
+    assert out.startswith(expected)
