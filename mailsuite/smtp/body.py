@@ -121,9 +121,11 @@ class ContentChecker:
         if self.failed:
             self.pending.clear()
             return
-        if self._in_header:
+        if self._in_header and (self._dropping or b"return-path" in blob.lower()):
             lines = self._filter_header(lines)
             blob = CRLF.join(lines) + CRLF if lines else b""
+        elif self._in_header and b"\r\n\r\n" in CRLF + blob:
+            self._in_header = False  # the header ended in this batch
         self.pending += blob
 
     def _filter_header(self, lines: list[bytes]) -> list[bytes]:

@@ -186,18 +186,17 @@ class MessageWriter:
             later(None)
 
     # -- pool thread side ---------------------------------------------------
-    def _open(self) -> None:
-        self._opened = True
-        if self._local_env is not None:
-            self._delivery = self._agent.begin(self._local_env)
-            self._delivery.write(self._local_prefix)
-        if self._remote_env is not None:
-            self._queued = self._queue.begin(self._remote_env)
-            self._queued.write(self._queue_prefix)
-
     def _write(self, data: bytes) -> None:
         if not self._opened:
-            self._open()
+            # The first write carries the trace fields; one write call each.
+            self._opened = True
+            if self._local_env is not None:
+                self._delivery = self._agent.begin(self._local_env)
+                self._delivery.write(self._local_prefix + data)
+            if self._remote_env is not None:
+                self._queued = self._queue.begin(self._remote_env)
+                self._queued.write(self._queue_prefix + data)
+            return
         if self._delivery is not None:
             self._delivery.write(data)
         if self._queued is not None:

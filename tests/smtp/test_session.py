@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.smtp.conftest import Env
 
 
@@ -149,3 +151,52 @@ def test_data_timeout_aborts_message(env: Env) -> None:
     assert c.codes() == ["421 4.4.2"]
     assert c.closed
     assert env.agent.aborted and not env.agent.committed
+
+
+def test_connection_limit_refusal(env: Env) -> None:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from mailsuite.protocol.lines import ConnectionLimiter
+    from mailsuite.smtp.server import make_factory
+
+    env.context.limiter = ConnectionLimiter(1, 1)
+    factory = make_factory(env.context, "smtp", False)
+    first = factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 1))
+    first.makeConnection(StringTransport())
+    second = factory.buildProtocol(IPv4Address("TCP", "192.0.2.9", 2))
+    transport = StringTransport()
+    second.makeConnection(transport)
+    assert transport.value() == b"421 4.7.0 mail.example.test Too many connections\r\n"
+    assert transport.disconnecting
+
+
+def test_unexpected_exception_is_421_without_details(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailsuite.smtp import commands
+
+    def boom(session: object, args: str) -> None:
+        raise RuntimeError("/var/secret/path")
+
+    monkeypatch.setitem(commands.COMMANDS, "NOOP", commands.Command(boom, commands.ANY))
+    c = env.client()
+    c.send("MAIL FROM:<x@remote.example>\r\nNOOP\r\n")
+    replies = c.replies()
+    assert replies == [
+        "250 2.1.0 Sender ok",
+        "421 4.3.0 mail.example.test Internal error, closing connection",
+    ]
+    assert c.closed
+
+
+def test_reply_codes_are_enhanced_except_greeting_and_ehlo(env: Env) -> None:
+    c = env.client(greet=False)
+    c.send("EHLO a\r\nHELO a\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.test>\r\n")
+    c.send("VRFY x\r\nFOO\r\nDATA\r\n")
+    import re
+
+    replies = c.replies()
+    assert replies[-1] == "354 End data with <CR><LF>.<CR><LF>"
+    for reply in replies[2:-1]:
+        assert re.match(r"\d{3} [245]\.\d+\.\d+ ", reply), reply
