@@ -167,7 +167,8 @@ def login(
         )
         session.reply(replies.error_line(e))
         return
-    if session.disconnecting:
+    if session.disconnecting:  # gone while the maildrop opened: nothing to keep
+        ctx.runner.run(maildrop.release, drop.mailbox)
         return
     if delay is not None:
         delay.record(user.address)

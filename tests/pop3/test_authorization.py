@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mailsuite.errors import ErrorKind, MailError
+from mailsuite.pop3 import maildrop
 from mailsuite.pop3.server import POP3Factory
 from tests.pop3.support import (
     PASSWORD,
@@ -213,3 +215,35 @@ def test_quit_in_authorization(factory: POP3Factory) -> None:
     c = Client(factory)
     assert c.send("QUIT").startswith(b"+OK")
     assert c.closed
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        (ErrorKind.IN_USE, b"[IN-USE]"),
+        (ErrorKind.TEMPORARY, b"[SYS/TEMP]"),
+        (ErrorKind.NONEXISTENT, b"[SYS/PERM]"),
+    ],
+)
+def test_maildrop_errors_get_response_codes(
+    plain_factory: POP3Factory, monkeypatch: pytest.MonkeyPatch, kind: ErrorKind, code: bytes
+) -> None:
+    def unavailable(store: object, address: str) -> None:
+        raise MailError(kind, detail="/secret/path locked by pid 42")
+
+    monkeypatch.setattr(maildrop, "load", unavailable)
+    c = Client(plain_factory)
+    reply = c.login(USER)
+    assert reply.startswith(b"-ERR " + code)
+    assert b"secret" not in reply and b"42" not in reply
+    assert c.proto.state == "AUTHORIZATION" and not c.closed
+
+
+def test_throttled_login_gets_sys_temp(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, allow_plaintext=True, throttle_max_failures=2)
+    add_user(ctx, USER)
+    factory = POP3Factory(ctx, "pop3")
+    for _ in range(2):
+        Client(factory).login(USER, "wrong")
+    reply = Client(factory).login(USER)  # right password, but this source is throttled
+    assert reply.startswith(b"-ERR [SYS/TEMP]")

@@ -172,6 +172,19 @@ def test_twenty_mib_message_streams(server: ServerProcess, user: str) -> None:
     assert sampler.peak - before < 10 * MiB
 
 
+def test_client_gone_in_the_middle_of_a_big_retr(server: ServerProcess, user: str) -> None:
+    raw = b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * (8 * KiB)
+    deliver(server, user, raw)
+    p = pop3s(server, user)
+    p._putcmd("RETR 1")  # type: ignore[attr-defined]
+    assert p._getresp().startswith(b"+OK")  # type: ignore[attr-defined]
+    p.file.read(100 * KiB)
+    p.sock.close()  # gone mid-message, without QUIT
+    p2 = pop3s(server, user)
+    assert p2.stat() == (1, len(raw))  # the server carries on
+    p2.quit()
+
+
 def test_dropped_connection_keeps_every_dele_marked_message(
     server: ServerProcess, user: str
 ) -> None:

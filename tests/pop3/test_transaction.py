@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from twisted.internet.testing import StringTransport
 
 from mailsuite.pop3.server import POP3Factory
 from tests.pop3.support import Client, add_user, deliver, make_context, message
@@ -224,3 +225,35 @@ def test_internal_errors_do_not_leak(factory: POP3Factory, tmp_path: Path) -> No
     assert c.closed
     c.drop()
     assert len(box.messages()) == 3
+
+
+class StalledTransport(StringTransport):
+    """A client that stopped reading: the producer is paused and never resumed."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.producer is not None and len(self.io.getvalue()) > 64 * KiB:
+            self.producer.pauseProducing()
+
+
+def test_stalled_reader_times_out_and_file_is_closed(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, allow_plaintext=True)
+    add_user(ctx, USER)
+    deliver(ctx, USER, message(1, (b"y" * 78 + b"\r\n") * 20000))
+    factory = POP3Factory(ctx, "pop3")
+    factory.chunk_size = 16 * KiB
+    transport = StalledTransport()
+    c = Client(factory, transport=transport)
+    c.login(USER)
+    c.send("DELE 1")
+    c.proto.dataReceived(b"RSET\r\nRETR 1\r\nNOOP\r\n")
+    sender = c.proto.sender
+    assert sender is not None and transport.producer is sender
+    sent = len(c.read())
+    assert 64 * KiB < sent < 200 * KiB  # waiting for the client, not reading on
+    factory.context.reactor.advance(601)
+    assert transport.disconnected  # aborted: nothing more can be written to it
+    assert sender.source.closed and transport.producer is None
+    assert b"Disconnected" not in c.read()  # never inside a message body
+    c.drop()
+    assert len(inbox(factory).messages()) == 1
