@@ -143,13 +143,11 @@ class POP3Server(LineProtocol):
     def line_received(self, line: bytes) -> defer.Deferred[Any] | None:
         if self.sasl is not None:
             return sasl_continue(self, line)
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError:
-            self._bad("Invalid command")
-            return None
+        # Arguments may carry UTF-8 (passwords); bytes that are not UTF-8 are
+        # kept as surrogates and reach the authenticator unchanged.
+        text = line.decode("utf-8", "surrogateescape")
         keyword, _, arg = text.partition(" ")
-        command = COMMANDS.get(keyword.upper())
+        command = COMMANDS.get(keyword.upper()) if keyword.isascii() else None
         if command is None:
             self._bad("Unknown command")
             return None

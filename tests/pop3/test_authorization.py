@@ -247,3 +247,19 @@ def test_throttled_login_gets_sys_temp(tmp_path: Path) -> None:
         Client(factory).login(USER, "wrong")
     reply = Client(factory).login(USER)  # right password, but this source is throttled
     assert reply.startswith(b"-ERR [SYS/TEMP]")
+
+
+def test_non_ascii_password_and_garbage_auth_data(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, allow_plaintext=True)
+    add_user(ctx, USER, "pässwörd ☃")
+    factory = POP3Factory(ctx, "pop3")
+    c = Client(factory)
+    assert c.send("USER " + USER).startswith(b"+OK")
+    assert c.send("PASS pässwörd ☃".encode()).startswith(b"+OK Logged in")
+    c2 = Client(factory)
+    assert c2.send(b"AUTH PLAIN \xff\xfe\xc3").startswith(b"-ERR")
+    assert c2.send(b"AUTH PL\xc3\xa4IN").startswith(b"-ERR")
+    assert c2.send(b"\xc3\xa4USER x").startswith(b"-ERR")
+    assert c2.send(b"USER " + USER.encode()).startswith(b"+OK")
+    assert c2.send(b"PASS p\xe4sswort").startswith(b"-ERR [AUTH]")  # Latin-1 bytes: no match
+    assert not c2.closed
