@@ -52,6 +52,8 @@ def seed_demo(context: Any, sample: Path) -> bool:
                 if f.is_file() and not f.name.startswith("."):
                     shutil.copy2(f, inbox / sub / f.name)
                     copied += 1
+            # number the read mail (older) before the unread, as it arrived
+            account.open("INBOX").sync()
     log.warn(
         "--demo: created {address} (password as in README.md) with {n} sample messages. "
         "This account exists for demonstration only; delete it before real use.",

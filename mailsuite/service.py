@@ -57,12 +57,13 @@ def build_context(config: Config, reactor: Any) -> ServerContext:
     data.mkdir(parents=True, exist_ok=True)
     runner = ThreadPoolRunner(reactor)
     hub = ChangeHub(reactor)
-    store = MaildirStore(data / "mail", hub=hub)
     directory = SQLiteDirectory(data / "users.sqlite", config.users)
 
     def quota_lookup(address: str) -> tuple[int, int]:
         user = directory.get_user(address)
         return (user.quota_bytes, user.quota_messages) if user else (0, 0)
+
+    store = MaildirStore(data / "mail", hub=hub, quota_lookup=quota_lookup)
 
     agent = MaildirDeliveryAgent(store, quota_lookup=quota_lookup)
     auth = DirectoryAuthenticator(directory, runner, reactor, config.auth)

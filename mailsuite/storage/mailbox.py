@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import datetime
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -259,7 +260,9 @@ class MaildirMailbox:
             self._assign_locked(bases)
 
     def _assign_locked(self, bases: list[str]) -> None:
-        missing = [b for b in bases if b not in self._uidlist.by_base]
+        """Give UIDs to ``bases`` that have none, oldest file name first, as
+        Dovecot orders new mail (delivery time, then microseconds)."""
+        missing = sorted((b for b in bases if b not in self._uidlist.by_base), key=_arrival_key)
         if not missing:
             return
         self._uidlist.assign(missing)
@@ -777,3 +780,14 @@ def _unlink_quiet(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+_ARRIVAL = re.compile(r"^(\d+)\.(?:[^.]*?M(\d+))?")
+
+
+def _arrival_key(base: str) -> tuple[int, int, str]:
+    """Sort key of a maildir base name: seconds, microseconds, then the name."""
+    m = _ARRIVAL.match(base)
+    if m is None:
+        return (0, 0, base)
+    return (int(m.group(1)), int(m.group(2) or 0), base)
