@@ -288,7 +288,8 @@ class Directory(Protocol):
 
     def resolve(self, address: str) -> Resolution:
         """Raises MailError(UNKNOWN_MAILBOX) for an address in a local domain
-        that nothing receives, MailError(BAD_ADDRESS) for a malformed one.
+        that nothing receives, MailError(BAD_ADDRESS) for a malformed one,
+        MailError(ALIAS_LOOP) when aliases lead back to themselves.
         An address outside local domains resolves to ``remote=(address,)``."""
         ...
 
@@ -296,6 +297,18 @@ class Directory(Protocol):
 
     def sender_addresses(self, address: str) -> set[str]:
         """Addresses the user may use as envelope sender (own + aliases to it)."""
+        ...
+
+
+class CredentialStore(Protocol):
+    """What the authenticator needs besides :class:`Directory` (blocking)."""
+
+    def get_credentials(self, address: str) -> tuple[UserRecord, str] | None:
+        """The user and its stored password hash, or None."""
+        ...
+
+    def replace_password_hash(self, address: str, old: str, new: str) -> bool:
+        """Store ``new`` only if the stored hash is still ``old`` (rehash on login)."""
         ...
 
 
