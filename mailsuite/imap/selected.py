@@ -10,9 +10,11 @@ Storage speaks UIDs only.  This view owns what IMAP adds on top:
   released by :meth:`SelectedView.updates` at the points RFC 3501 §7 allows
   (never EXPUNGE while answering FETCH, STORE or SEARCH, §7.4.1).
 
-The view does no I/O: the session syncs the storage mailbox through the
-runner and hands the fresh listing to :meth:`SelectedView.apply`.  Every
-method runs on the reactor thread.
+The view does no I/O.  The session syncs the storage mailbox in a pool
+thread and merges the fresh listing there with :meth:`SelectedView.apply`
+(O(n), kept off the reactor); that is safe because no command or IDLE step
+reads the view while a refresh runs.  Everything else runs on the reactor
+thread.
 """
 
 from __future__ import annotations

@@ -375,11 +375,7 @@ class IMAPSession(LineProtocol):
             return defer.succeed(None)
         dirty = view.dirty or force
         view.dirty = False
-        d = self.run(_sync_listing, view.mailbox, dirty)
-
-        def apply(listing: Any) -> None:
-            if listing is not None and self.view is view:
-                view.apply(listing)
+        d = self.run(_sync_into, view, dirty)
 
         def failed(f: Failure) -> None:
             if isinstance(f.value, MailError) and f.value.kind is ErrorKind.NONEXISTENT:
@@ -387,7 +383,7 @@ class IMAPSession(LineProtocol):
                 return
             self.log.failure("{cid} mailbox sync failed", f, cid=self.conn_id)
 
-        d.addCallbacks(apply, failed)
+        d.addErrback(failed)
         return d
 
     def flush_updates(self, allow_expunge: bool) -> None:
@@ -397,14 +393,17 @@ class IMAPSession(LineProtocol):
                 self.send(b"".join(b + b"\r\n" for b in lines))
 
 
-def _sync_listing(mailbox: Any, force: bool) -> Any:
-    """Pool thread: sync if anything may have changed; the listing, or None."""
+def _sync_into(view: SelectedView, force: bool) -> None:
+    """Pool thread: sync the view's mailbox if anything may have changed and
+    merge what the sync found (the storage reports every change but this
+    view's own, which the session already applied).  Safe off the reactor:
+    while a refresh runs no command or IDLE step reads the view."""
+    mailbox = view.mailbox
     if not force and not mailbox.changed_on_disk():
-        return None
+        return
     result = mailbox.sync()
-    if not force and not (result.added or result.expunged or result.flags_changed):
-        return None
-    return list(mailbox.messages())
+    if result.added or result.expunged or result.flags_changed:
+        view.apply(list(mailbox.messages()))
 
 
 def _quota_left(directory: Any, account: Any, address: str) -> int | None:

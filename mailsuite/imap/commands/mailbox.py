@@ -40,22 +40,19 @@ def _open(s: IMAPSession, req: Request, readonly: bool) -> Any:
     name = mailbox_name(req.args[0])
     s.view = None  # the previous mailbox is closed without expunge (§6.3.1)
     s.state = State.AUTHENTICATED
-    d = s.run(_open_listing, s.account, name)
+    d = s.run(_open_view, s.account, name, readonly)
 
-    def opened(found: tuple[Any, Any, list[Any], int]) -> Result:
-        mailbox, recent, messages, uidnext = found
-        view = SelectedView(name, mailbox, readonly, messages, recent)
-        keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
+    def opened(found: tuple[SelectedView, list[str], int, int]) -> Result:
+        view, keywords, unseen, uidnext = found
         flags = responses.flag_list([*SYSTEM_FLAGS, *keywords])
         s.untagged(f"FLAGS {flags}")
         permanent = "()" if readonly else responses.flag_list([*SYSTEM_FLAGS, *keywords, "\\*"])
         s.untagged(f"OK [PERMANENTFLAGS {permanent}] Flags permitted")
         s.untagged(f"{view.exists} EXISTS")
         s.untagged(f"{len(view.recent)} RECENT")
-        unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
         if unseen:
             s.untagged(f"OK [UNSEEN {unseen}] First unseen")
-        s.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
+        s.untagged(f"OK [UIDVALIDITY {view.mailbox.uidvalidity}] UIDs valid")
         s.untagged(f"OK [UIDNEXT {uidnext}] Predicted next UID")
         s.view = view
         s.state = State.SELECTED
@@ -66,13 +63,19 @@ def _open(s: IMAPSession, req: Request, readonly: bool) -> Any:
     return d
 
 
-def _open_listing(account: Any, name: str) -> tuple[Any, Any, list[Any], int]:
-    """Pool thread: open and sync a folder; (mailbox, recent UIDs, listing, uidnext)."""
+def _open_view(
+    account: Any, name: str, readonly: bool
+) -> tuple[SelectedView, list[str], int, int]:
+    """Pool thread: open and sync a folder and build the view (O(n) work stays
+    off the reactor); (view, keywords in use, first unseen seq, uidnext)."""
     mailbox = account.open(name)
     result = mailbox.sync()
     messages = list(mailbox.messages())
     recent = set(result.added) if len(result.added) < len(messages) else set()
-    return mailbox, recent, messages, mailbox.uidnext()
+    view = SelectedView(name, mailbox, readonly, messages, recent)
+    keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
+    unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
+    return view, keywords, unseen, mailbox.uidnext()
 
 
 def create(s: IMAPSession, req: Request) -> Any:
