@@ -129,6 +129,22 @@ def test_stls_then_login_and_plaintext_refused_before(server: ServerProcess, use
     p.quit()
 
 
+def test_stls_plaintext_injection_is_discarded(server: ServerProcess, user: str) -> None:
+    """RFC 2595 §4 / DESIGN.md §2: commands sent with STLS in one packet never run."""
+    raw = socket.create_connection(("127.0.0.1", server.ports["pop3"]), timeout=30)
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    raw.sendall(b"STLS\r\nUSER " + user.encode() + b"\r\nPASS " + PASSWORD.encode() + b"\r\n")
+    assert f.readline() == b"+OK Begin TLS negotiation now\r\n"
+    s = tls_context().wrap_socket(raw)
+    s.sendall(b"STAT\r\n")
+    sf = s.makefile("rb")
+    assert sf.readline().startswith(b"-ERR")  # still not logged in: USER/PASS were dropped
+    s.sendall(b"QUIT\r\n")
+    assert sf.readline().startswith(b"+OK")
+    s.close()
+
+
 def test_dot_at_every_16k_boundary_and_exact_bytes(server: ServerProcess, user: str) -> None:
     first = b"Subject: dots\r\n\r\n" + (b"f" * 1022 + b"\r\n") * 15 + b"g" * 1005 + b"\r\n"
     assert len(first) == 16 * KiB
