@@ -105,7 +105,13 @@ def cmd_auth(session: POP3Server, arg: str) -> defer.Deferred[Any] | None:
         return None
     name, _, initial = arg.partition(" ")
     mech = sasl.start(name)  # MailError(BAD_INPUT) for an unknown mechanism
-    data = sasl.decode_response(initial.encode("utf-8", "surrogateescape")) if initial else None
+    data = None
+    if initial:
+        try:
+            data = sasl.decode_response(initial.encode("utf-8", "surrogateescape"))
+        except sasl.Cancelled:
+            session.reply("-ERR Authentication cancelled")
+            return None
     return _step(session, mech, data)
 
 

@@ -150,6 +150,7 @@ def test_auth_cancel_bad_base64_unknown_mechanism(plain_factory: POP3Factory) ->
     assert c.send("AUTH CRAM-MD5").startswith(b"-ERR")
     assert c.send("AUTH PLAIN ***").startswith(b"-ERR")
     assert c.send("AUTH PLAIN =").startswith(b"-ERR")  # empty PLAIN message is invalid
+    assert c.send("AUTH PLAIN *") == b"-ERR Authentication cancelled\r\n"
     assert c.proto.state == "AUTHORIZATION"
     assert not c.closed
     listing = c.lines("AUTH")
