@@ -88,7 +88,13 @@ def _send_message(
         if session.disconnecting:
             source.close()
             return None
-        session.reply(f"+OK {entry.size} octets")
+        status = b"+OK %d octets\r\n" % entry.size
+        if source.closed:  # the whole message came with the first read: one write
+            encoder = Encoder(top_lines)
+            session.send(status + encoder.feed(first)[0] + encoder.finish())
+            sent(True)
+            return None
+        session.send(status)
         sender = MessageSender(
             session.transport,
             session.factory.context.runner,
