@@ -36,6 +36,15 @@ PASSWORD = "bench-password"
 NOBODY = 65534
 
 
+def on_sigterm_exit() -> None:
+    """Turn SIGTERM into SystemExit, so servers and temporary files are cleaned up."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 # -- statistics ------------------------------------------------------------------
 def percentile(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile of an already sorted list (0 for an empty one)."""

@@ -28,8 +28,9 @@ minimal client (one command at a time, no pipelining, TCP_NODELAY).
 3. SELECT of a ``--select-messages`` folder: the first (cold) SELECT, then
    the median of ``--repeat`` warm ones, each in a new session.
 
-``--py-spy FILE`` samples our server with py-spy during the measured mixed
-rounds (``pip install py-spy``), writes the collapsed stacks to FILE and
+``--py-spy FILE`` samples our server with py-spy (``pip install py-spy``)
+while it is measured: the mixed rounds into FILE, the FLAGS and SELECT
+measurements into FILE with the suffix ``.big.txt`` (collapsed stacks), and
 prints the functions with the most samples.  Prints figures, asserts nothing.
 """
 
@@ -61,6 +62,7 @@ from common import (  # noqa: E402
     chown_tree,
     link_maildir,
     make_messages,
+    on_sigterm_exit,
     percentile,
 )
 
@@ -259,12 +261,15 @@ def summarize_stacks(path: Path, top: int = 20) -> None:
         return
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
         count = int(n)
+        head = stack.split(";", 1)[0]
+        threads["reactor" if "MainThread" in head else "pool threads"] += count
         frames = [f for f in stack.split(";") if not f.startswith(("thread", "process"))]
         if not frames:
             continue
@@ -273,6 +278,7 @@ def summarize_stacks(path: Path, top: int = 20) -> None:
         for f in set(frames):
             incl[f] += count
     print(f"\n== py-spy: {total} samples of our server (all threads) -> {path}")
+    print("  " + ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in threads.items()))
     print("  self time (leaf frames):")
     for f, n in own.most_common(top):
         print(f"  {100 * n / total:6.1f}%  {f}")
@@ -382,33 +388,55 @@ def run_all(
     mean: float,
 ) -> None:
     clients = users * args.clients if args.shared else users
+    pid = srv.proc.pid if srv.proc else 0
     if big:
         # The big folders first, while the machine's page cache is the same for both.
-        report_big(args, servers, big)
+        spy = PySpy(pid, args.py_spy.with_suffix(".big.txt")) if args.py_spy else None
+        try:
+            report_big(args, servers, big, spy)
+        finally:
+            if spy is not None:
+                spy.stop()
     rounds: dict[str, list[Round]] = {name: [] for name in servers}
     for port in servers.values():
         run_round(port, clients, args.messages)  # warm-up: auth cache, indexes
-    spy = PySpy(srv.proc.pid, args.py_spy) if args.py_spy and srv.proc else None
+    spy = PySpy(pid, args.py_spy) if args.py_spy else None
     try:
         for _ in range(args.rounds):
             for name, port in servers.items():
-                if spy is not None and name != "mailsuite":
-                    os.kill(spy.proc.pid, signal.SIGSTOP)
-                rounds[name].append(run_round(port, clients, args.messages))
-                if spy is not None and name != "mailsuite":
-                    os.kill(spy.proc.pid, signal.SIGCONT)
+                with Sampling(spy, name):
+                    rounds[name].append(run_round(port, clients, args.messages))
     finally:
         report_mixed(rounds, args, mean)
         if spy is not None:
             spy.stop()
 
 
-def report_big(args: argparse.Namespace, servers: dict[str, int], big: list[str]) -> None:
+class Sampling:
+    """Let ``spy`` sample only while our server is measured (pauses py-spy otherwise)."""
+
+    def __init__(self, spy: PySpy | None, server: str) -> None:
+        self.pause = spy is not None and server != "mailsuite"
+        self.pid = spy.proc.pid if spy is not None else 0
+
+    def __enter__(self) -> None:
+        if self.pause:
+            os.kill(self.pid, signal.SIGSTOP)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pause:
+            os.kill(self.pid, signal.SIGCONT)
+
+
+def report_big(
+    args: argparse.Namespace, servers: dict[str, int], big: list[str], spy: PySpy | None
+) -> None:
     flags_user, select_user = big
     print(f"\n== FETCH 1:* (FLAGS), {args.flags_messages} messages, median of {args.repeat}")
     flags: dict[str, float] = {}
     for name, port in servers.items():
-        first, runs, untagged = fetch_flags(port, flags_user, args.repeat)
+        with Sampling(spy, name):
+            first, runs, untagged = fetch_flags(port, flags_user, args.repeat)
         flags[name] = statistics.median(runs)
         print(
             f"  {name:<20} {flags[name] * 1000:9.1f} ms  (min {min(runs) * 1000:.1f},"
@@ -420,7 +448,8 @@ def report_big(args: argparse.Namespace, servers: dict[str, int], big: list[str]
         print(f"  time ratio mailsuite/dovecot: {ours / theirs:.2f} (target <= 2)")
     print(f"\n== SELECT INBOX, {args.select_messages} messages, new session each time")
     for name, port in servers.items():
-        cold, warm = select_times(port, select_user, args.repeat)
+        with Sampling(spy, name):
+            cold, warm = select_times(port, select_user, args.repeat)
         print(
             f"  {name:<20} warm median {statistics.median(warm) * 1000:9.1f} ms"
             f" (min {min(warm) * 1000:.1f}, max {max(warm) * 1000:.1f});"
@@ -429,4 +458,5 @@ def report_big(args: argparse.Namespace, servers: dict[str, int], big: list[str]
 
 
 if __name__ == "__main__":
+    on_sigterm_exit()
     sys.exit(main())
