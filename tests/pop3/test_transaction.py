@@ -257,3 +257,22 @@ def test_stalled_reader_times_out_and_file_is_closed(tmp_path: Path) -> None:
     assert b"Disconnected" not in c.read()  # never inside a message body
     c.drop()
     assert len(inbox(factory).messages()) == 1
+
+
+def test_lf_only_file_from_a_foreign_writer_goes_out_as_crlf(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, allow_plaintext=True)
+    add_user(ctx, USER)
+    deliver(ctx, USER, message(1))
+    lf = b"Subject: lf\n\n" + b"x" * 100 + b"\n.dot\n" + (b"y" * 70 + b"\n") * 2000 + b"end\n"
+    new = tmp_path / "mail" / "example.test" / "alice" / "new"  # INBOX (Dovecot LDA style)
+    assert new.is_dir()
+    (new / "1700000000.M1P1.foreign").write_bytes(lf)
+    factory = POP3Factory(ctx, "pop3")
+    factory.chunk_size = 16 * KiB
+    c = Client(factory)
+    assert c.login(USER).startswith(b"+OK Logged in, 2 messages")
+    crlf = lf.replace(b"\n", b"\r\n")
+    assert c.send("LIST 2") == b"+OK 2 %d\r\n" % len(crlf)
+    body = c.send("RETR 2").split(b"\r\n", 1)[1]
+    assert body == crlf.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    assert b"\r\r" not in body
