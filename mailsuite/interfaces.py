@@ -14,7 +14,7 @@ session's selected-mailbox view (DESIGN.md §4.1).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 
@@ -51,7 +51,8 @@ class MessageInfo:
 
     ``size`` is the size as sent to clients (the stored file is CRLF, so it
     is the file size).  ``internaldate`` is timezone-aware.  ``modseq`` is
-    the CONDSTORE mod-sequence (0 where the store does not track it yet).
+    the CONDSTORE mod-sequence (RFC 7162 §3.1; 0 where a store does not
+    track it; the Maildir store always gives a positive value).
     """
 
     uid: int
@@ -78,6 +79,21 @@ class SyncResult:
     added: Sequence[int] = ()
     expunged: Sequence[int] = ()
     flags_changed: Sequence[int] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """Outcome of :meth:`Mailbox.store_flags_conditional` (RFC 7162 §3.1.3).
+
+    ``messages``: UID -> (flags, modseq) of every existing message that passed
+    the UNCHANGEDSINCE test, changed or not; ``changed``: the UIDs (ascending)
+    whose flags changed; ``modified``: the UIDs (ascending) that failed the
+    test and were left alone (the MODIFIED response code).
+    """
+
+    messages: Mapping[int, tuple[frozenset[str], int]] = field(default_factory=dict)
+    changed: Sequence[int] = ()
+    modified: Sequence[int] = ()
 
 
 class Mailbox(Protocol):
@@ -122,6 +138,35 @@ class Mailbox(Protocol):
         self, uids: Iterable[int], flags: Iterable[str], mode: str
     ) -> dict[int, frozenset[str]]:
         """mode is "set", "add" or "remove"; returns the new flags of the messages that exist."""
+        ...
+
+    def store_flags_conditional(
+        self,
+        uids: Iterable[int],
+        flags: Iterable[str],
+        mode: str,
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
+        """STORE with CONDSTORE (RFC 7162 §3.1.3): messages whose modseq is
+        greater than ``unchanged_since`` are not changed and are reported in
+        ``modified``; one new modseq for the messages this call changes."""
+        ...
+
+    def highest_modseq(self) -> int:
+        """HIGHESTMODSEQ (RFC 7162 §3.1.2.1) as of the last sync or own change."""
+        ...
+
+    def modseq(self, uid: int) -> int:
+        """One message's modseq; raises EXPUNGED."""
+        ...
+
+    def changed_since(self, modseq: int) -> list[int]:
+        """UIDs (ascending) of the messages whose modseq is greater than ``modseq``."""
+        ...
+
+    def expunged_since(self, modseq: int) -> tuple[list[int], bool]:
+        """UIDs expunged with a modseq greater than ``modseq``, and whether that
+        list is complete (else report every vanished UID: RFC 7162 §3.2.5.2)."""
         ...
 
     def expunge(self, uids: Iterable[int] | None = None) -> list[int]:

@@ -53,6 +53,7 @@ class Snapshot:
     uidlist_sig: Sig = None
     new_sig: int | None = None
     cur_sig: int | None = None
+    highest_modseq: int = 0  # a hint only: see modseq.py
 
 
 def _array(code: str, values: list[Any]) -> bytes:
@@ -80,6 +81,7 @@ def save_snapshot(folder: Path, snap: Snapshot) -> None:
             "uidlist": list(snap.uidlist_sig) if snap.uidlist_sig else None,
             "new": snap.new_sig,
             "cur": snap.cur_sig,
+            "modseq": snap.highest_modseq,
         }
     ).encode()
     names = "\n".join(snap.files).encode("utf-8", "surrogateescape")
@@ -139,6 +141,7 @@ def _decode(data: bytes) -> Snapshot | None:
         uidlist_sig=(int(ul[0]), int(ul[1]), int(ul[2])) if ul else None,
         new_sig=header["new"],
         cur_sig=header["cur"],
+        highest_modseq=int(header.get("modseq", 0)),
     )
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.interfaces import ChangeHub, MailboxChange, MessageInfo, SyncResult
+from mailsuite.interfaces import ChangeHub, MailboxChange, MessageInfo, StoreResult, SyncResult
 from mailsuite.storage import index as idx
 from mailsuite.storage.flags import (
     FLAG_TO_LETTER,
@@ -53,8 +53,12 @@ from mailsuite.storage.flags import (
 from mailsuite.storage.fsutil import DirSyncer, UniqueNames
 from mailsuite.storage.locking import DotLock
 from mailsuite.storage.messages import CHUNK, CrlfNormalizer, MessageList, crlf_copy, vsize_of_file
+from mailsuite.storage.modseq import ModseqLog, tail_of
 from mailsuite.storage.quota import MaildirSize
 from mailsuite.storage.uidlist import Uidlist, allocate_uidvalidity
+
+#: UIDs a scan of ``cur/`` found (renamed, removed, added)
+Seen = tuple[list[int], list[int], list[int]]
 
 MTIME_TRUST = 1.0
 TMP_MAX_AGE = 36 * 3600
@@ -115,6 +119,8 @@ class MaildirMailbox:
         self._tmp_cleaned = 0.0
         self._dirty = False
         self._snap = idx.Snapshot()
+        self._ms = ModseqLog(path, ctx.root, ctx.clock)
+        self._ms_seen = False
         self.uidvalidity = 0
         self._open()
 
@@ -200,8 +206,14 @@ class MaildirMailbox:
             or self._uidlist.stat_sig() != snap.uidlist_sig
         )
 
-    def _refresh(self, force_cur: bool = False) -> None:
-        """Bring ``self._snap`` up to date; record changes in the pending sets."""
+    def _refresh(self, force_cur: bool = False, ms_held: bool = False) -> None:
+        """Bring ``self._snap`` up to date; record changes in the pending sets.
+
+        The modseq log is read *before* ``cur/`` is listed, so the names the
+        view shows are never older than the modseqs it shows; changes the log
+        does not account for get a modseq (``ms_held``: the caller holds the
+        modseq lock).
+        """
         try:
             new_st = os.stat(self._new)
             cur_st = os.stat(self._cur)
@@ -209,6 +221,19 @@ class MaildirMailbox:
             raise MailError(ErrorKind.NONEXISTENT) from None
         if self._keywords.refresh():
             self._flag_cache.clear()
+        touched = self._ms.refresh(self.uidvalidity)
+        if self._ms_seen and (touched is None or touched):
+            self._note_touched(touched)
+            force_cur = True
+        self._ms_seen = True
+        seen: Seen = ([], [], [])
+        self._refresh_files(new_st, cur_st, force_cur, seen)
+        if seen != ([], [], []) or not self._ms.valid:
+            self._reconcile(seen, ms_held)
+
+    def _refresh_files(
+        self, new_st: os.stat_result, cur_st: os.stat_result, force_cur: bool, seen: Seen
+    ) -> None:
         snap = self._snap
         ul_sig = self._uidlist.stat_sig()
         new_changed = snap.new_sig is None or new_st.st_mtime_ns != snap.new_sig
@@ -234,7 +259,7 @@ class MaildirMailbox:
                     f"{self._uidlist.uidvalidity} in {self.path}",
                 )
         if cur_changed:
-            self._scan_cur()
+            _extend(seen, self._scan_cur())
             self._clean_tmp()
         snap = self._snap
         snap.new_sig, snap.cur_sig = new_sig, cur_sig
@@ -243,6 +268,107 @@ class MaildirMailbox:
         # else: never read because unchanged since the snapshot; keep its signature
         snap.next_uid = max(snap.next_uid, self._uidlist.next_uid)
         self._dirty = True
+
+    # ------------------------------------------------------------ modseqs
+    def _ms_lock(self) -> DotLock:
+        return DotLock(self._ms.lock_path, clock=self._ctx.clock)
+
+    def _note_touched(self, touched: set[int] | None) -> None:
+        """Messages whose modseq someone else raised: report as flag changes."""
+        if touched is None:
+            self._flagged.update(self._snap.uids)
+        else:
+            self._flagged.update(u for u in touched if self._pos(u) is not None)
+
+    def _unaccounted(self, seen: Seen) -> tuple[dict[int, str], list[int]]:
+        """What ``seen`` holds that the modseq log does not know yet."""
+        ms, files = self._ms, self._snap.files
+        changes: dict[int, str] = {}
+        for uids, renamed in ((seen[0], True), (seen[2], False)):
+            for uid in uids:
+                pos = self._pos(uid)
+                if pos is not None:
+                    tail = tail_of(files[pos])
+                    if not ms.accounts_for(uid, tail, renamed):
+                        changes[uid] = tail
+        return changes, [u for u in seen[1] if u not in ms.expunged]
+
+    def _reconcile(self, seen: Seen, ms_held: bool) -> None:
+        """Give a modseq to changes found on disk that the log does not know
+        (another process's rename, removal or delivery); once per change,
+        whichever view sees it first."""
+        if self._ms.valid:
+            changes, gone = self._unaccounted(seen)
+            if not changes and not gone:
+                return
+        if ms_held:
+            self._record_seen_locked(seen)
+            return
+        with self._ms_lock():
+            touched = self._ms.refresh(self.uidvalidity)
+            if self._ms.valid and (touched is None or touched):
+                # Records written since our listing may belong to renames the
+                # listing missed: list again while no mailsuite writer can act.
+                self._note_touched(touched)
+                _extend(seen, self._scan_cur())
+            self._record_seen_locked(seen)
+
+    def _record_seen_locked(self, seen: Seen) -> None:
+        if not self._ms.valid:
+            self._create_modseqs_locked()
+        changes, gone = self._unaccounted(seen)
+        if changes or gone:
+            self._ms.record_locked(changes, gone)
+            self._dirty = True
+
+    def _create_modseqs_locked(self) -> None:
+        """(Re)create a missing or corrupt modseq file: every message the view
+        shows gets the new base, which is above anything handed out before."""
+        snap = self._snap
+        created = max(snap.next_uid - 1, snap.uids[-1] if snap.uids else 0)
+        self._ms.create_locked(self.uidvalidity, created, snap.highest_modseq)
+        self._dirty = True
+
+    def _record_new(self, items: dict[int, str]) -> None:
+        """Modseqs for messages this view just added (append, copy)."""
+        with self._lock, self._ms_lock():
+            touched = self._ms.refresh(self.uidvalidity)
+            if not self._ms.valid or touched is None or touched:
+                self._refresh(force_cur=True, ms_held=True)
+            unknown = {
+                u: t for u, t in items.items() if not self._ms.accounts_for(u, t, renamed=False)
+            }
+            if unknown:
+                self._ms.record_locked(unknown, ())
+                self._dirty = True
+            self._save()
+
+    def highest_modseq(self) -> int:
+        """HIGHESTMODSEQ (RFC 7162 §3.1.2.1) as of the last sync or own change."""
+        with self._lock:
+            return self._ms.highest
+
+    def modseq(self, uid: int) -> int:
+        """One message's modseq (RFC 7162 §3.1.4.2); raises EXPUNGED."""
+        with self._lock:
+            if self._pos(uid) is None:
+                raise MailError(ErrorKind.EXPUNGED)
+            return self._ms.modseq_of(uid)
+
+    def changed_since(self, modseq: int) -> list[int]:
+        """UIDs (ascending) whose modseq is greater than ``modseq`` (RFC 7162
+        §3.1.4.1 CHANGEDSINCE, §3.1.5 SEARCH MODSEQ)."""
+        with self._lock:
+            ms = self._ms
+            if modseq < ms.base:
+                return list(self._snap.uids)
+            return sorted(u for u, m in ms.mods.items() if m > modseq and self._pos(u) is not None)
+
+    def expunged_since(self, modseq: int) -> tuple[list[int], bool]:
+        """UIDs expunged at a modseq greater than ``modseq`` and whether the
+        answer is complete (RFC 7162 §3.2.5, §5.3; see modseq.py)."""
+        with self._lock:
+            return self._ms.expunged_since(modseq)
 
     def _take_new(self, entries: list[str]) -> None:
         """Move ``new/`` files into ``cur/`` and give them UIDs (uidlist lock held)."""
@@ -274,7 +400,9 @@ class MaildirMailbox:
     def _listing(self) -> set[str]:
         return {n for n in os.listdir(self._cur) if not n.startswith(".")}
 
-    def _scan_cur(self) -> None:
+    def _scan_cur(self) -> Seen:
+        """List ``cur/`` and apply what changed; returns the UIDs seen
+        (renamed, removed, added) for :meth:`_reconcile`."""
         snap = self._snap
         listing = self._listing()
         old = set(snap.files)
@@ -287,7 +415,7 @@ class MaildirMailbox:
             gone = old - listing
             appeared = listing - old
         if not gone and not appeared:
-            return
+            return ([], [], [])
         by_base = self._base_map()
         new_names: dict[int, str] = {}
         removed: set[int] = set()
@@ -306,7 +434,13 @@ class MaildirMailbox:
                 fresh[base] = name
             else:  # a second file with a base we already show
                 self._resolve_duplicate(base, self._snap.files[pos], name)
-        self._apply(removed, new_names, self._new_messages(fresh))
+        renamed = [
+            snap.uids[p] for p, n in new_names.items() if tail_of(n) != tail_of(snap.files[p])
+        ]
+        gone_uids = [snap.uids[p] for p in removed]
+        added = self._new_messages(fresh)
+        self._apply(removed, new_names, added)
+        return (renamed, gone_uids, [a[0] for a in added])
 
     def _resolve_duplicate(self, base: str, first: str, second: str) -> str:
         """Two files share one base: give the second a new base (it gets its own UID)."""
@@ -408,6 +542,7 @@ class MaildirMailbox:
     def _save(self) -> None:
         if getattr(self, "_dirty", False):
             self._dirty = False
+            self._snap.highest_modseq = max(self._snap.highest_modseq, self._ms.highest)
             try:
                 idx.save_snapshot(self.path, self._snap)
             except OSError:
@@ -419,7 +554,9 @@ class MaildirMailbox:
 
     def messages(self) -> MessageList:
         snap = self._snap
-        return MessageList(snap.uids, snap.files, snap.sizes, snap.mtimes, self._flags_of_name)
+        return MessageList(
+            snap.uids, snap.files, snap.sizes, snap.mtimes, self._flags_of_name, self._ms.modseq_of
+        )
 
     def uids(self) -> Sequence[int]:
         """The UIDs known at the last sync, ascending (cheaper than ``messages()``)."""
@@ -527,32 +664,74 @@ class MaildirMailbox:
     def store_flags(
         self, uids: Iterable[int], flags: Iterable[str], mode: str
     ) -> dict[int, frozenset[str]]:
+        """Unconditional STORE; returns the new flags of the messages that exist."""
+        done = self.store_flags_conditional(uids, flags, mode)
+        return {uid: fl for uid, (fl, _) in done.messages.items()}
+
+    def store_flags_conditional(
+        self,
+        uids: Iterable[int],
+        flags: Iterable[str],
+        mode: str,
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
+        """STORE (RFC 3501 §6.4.6) with UNCHANGEDSINCE (RFC 7162 §3.1.3).
+
+        ``mode`` is "set", "add" or "remove".  Runs under the modseq lock, so
+        the test and the change are atomic against other mailsuite views and
+        processes (not against Dovecot, which does not take that lock; a
+        foreign rename found on the way is recorded with this call's modseq).
+        """
         if mode not in ("set", "add", "remove"):
             raise MailError(ErrorKind.BAD_INPUT, "Invalid flag change")
         with self._lock:
             letters = self._letters(flags, create=mode != "remove")
-            if self._keywords.refresh():
-                self._flag_cache.clear()
-            result: dict[int, frozenset[str]] = {}
-            changed: list[int] = []
-            files = list(self._snap.files)
-            for uid in uids:
-                pos = self._pos(uid)
-                if pos is None:
-                    continue
-                name = self._rename_flags(files, pos, letters, mode)
-                if name is None:
-                    continue
-                if name != self._snap.files[pos]:
-                    changed.append(uid)
-                result[uid] = self._flags_of_name(name)
+            with self._ms_lock():
+                self._refresh(ms_held=True)
+                passed, changed, modified = self._store_locked(
+                    dict.fromkeys(uids), letters, mode, unchanged_since
+                )
+            self._save()
             if changed:
-                self._snap.files = files
-                self._by_name = self._by_base = None
-                self._dirty = True
-                self._save()
                 self._ctx.publish(self.name, "flags", changed)
-            return result
+            ms = self._ms
+            return StoreResult(
+                {u: (fl, ms.modseq_of(u)) for u, fl in passed.items()}, changed, modified
+            )
+
+    def _store_locked(
+        self, uids: Iterable[int], letters: set[str], mode: str, unchanged_since: int | None
+    ) -> tuple[dict[int, frozenset[str]], list[int], list[int]]:
+        ms = self._ms
+        passed: dict[int, frozenset[str]] = {}
+        changed: list[int] = []
+        modified: list[int] = []
+        record: dict[int, str] = {}
+        old_files = self._snap.files
+        files = list(old_files)
+        for uid in uids:
+            pos = self._pos(uid)
+            if pos is None:
+                continue
+            if unchanged_since is not None and ms.modseq_of(uid) > unchanged_since:
+                modified.append(uid)
+                continue
+            name = self._rename_flags(files, pos, letters, mode)
+            if name is None:
+                continue
+            if name != old_files[pos]:
+                changed.append(uid)
+                tail = tail_of(name)
+                if not ms.accounts_for(uid, tail, renamed=True):
+                    record[uid] = tail
+            passed[uid] = self._flags_of_name(name)
+        if record:
+            ms.record_locked(record, ())
+        if changed:
+            self._snap.files = files
+            self._by_name = self._by_base = None
+            self._dirty = True
+        return passed, sorted(changed), sorted(modified)
 
     def _rename_flags(
         self, files: list[str], pos: int, letters: set[str], mode: str
@@ -593,25 +772,31 @@ class MaildirMailbox:
 
     # ------------------------------------------------------------------ expunge
     def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
+        """Remove ``\\Deleted`` messages; they are logged with one new modseq
+        (for VANISHED, RFC 7162 §3.2.7) under the modseq lock."""
         with self._lock:
-            snap = self._snap
             wanted = None if uids is None else set(uids)
             removed: set[int] = set()
             freed = 0
-            for pos, name in enumerate(snap.files):
-                uid = snap.uids[pos]
-                if wanted is not None and uid not in wanted:
-                    continue
-                info = split_name(name)[1] or ""
-                if "T" not in info:
-                    continue
-                if self._unlink(name):
-                    removed.add(pos)
-                    freed += snap.sizes[pos]
-            if not removed:
-                return []
-            done = sorted(snap.uids[p] for p in removed)
-            self._ctx.syncer.sync(self._cur)
+            with self._ms_lock():
+                self._refresh(ms_held=True)
+                snap = self._snap
+                for pos, name in enumerate(snap.files):
+                    uid = snap.uids[pos]
+                    if wanted is not None and uid not in wanted:
+                        continue
+                    info = split_name(name)[1] or ""
+                    if "T" not in info:
+                        continue
+                    if self._unlink(name):
+                        removed.add(pos)
+                        freed += snap.sizes[pos]
+                if not removed:
+                    self._save()
+                    return []
+                done = sorted(snap.uids[p] for p in removed)
+                self._ctx.syncer.sync(self._cur)
+                self._ms.record_locked({}, done)
             self._ctx.quota.add(-freed, -len(removed))
             pending = set(self._expunged)
             self._apply(removed, {}, [])
@@ -658,6 +843,7 @@ class MaildirMailbox:
             raise
         self._ctx.syncer.sync(self._cur)
         uid = self.assign_uids([base])[base]
+        self._record_new({uid: "2," + build_info(letters)})
         self._ctx.quota.add(size, 1)
         self._ctx.publish(self.name, "added", [uid])
         return uid
@@ -684,18 +870,20 @@ class MaildirMailbox:
             dest._ctx.quota.check(sum(i[2] for i in items), len(items))
             placed = []
             for uid, name, size in items:
-                base = dest._place_copy(self, name, size)
-                if base is not None:
-                    placed.append((uid, base))
+                got = dest._place_copy(self, name, size)
+                if got is not None:
+                    placed.append((uid, *got))
         dest._ctx.syncer.sync(dest._cur)
-        mapping = dest.assign_uids([b for _, b in placed])
-        result = {uid: mapping[b] for uid, b in placed}
+        mapping = dest.assign_uids([b for _, b, _ in placed])
+        result = {uid: mapping[b] for uid, b, _ in placed}
+        dest._record_new({mapping[b]: tail for _, b, tail in placed})
         dest._ctx.quota.add(sum(i[2] for i in items if i[0] in result), len(result))
         dest._ctx.publish(dest.name, "added", sorted(result.values()))
         return result
 
-    def _place_copy(self, src: MaildirMailbox, name: str, vsize: int) -> str | None:
-        """Link (or copy) one message of ``src`` into our ``cur/``; returns its new base."""
+    def _place_copy(self, src: MaildirMailbox, name: str, vsize: int) -> tuple[str, str] | None:
+        """Link (or copy) one message of ``src`` into our ``cur/``; returns its
+        new base and name tail."""
         info = split_name(name)[1] or ""
         keywords = [k for c in info if "a" <= c <= "z" and (k := src._keywords.flag_of(c))]
         letters = {c for c in info if not "a" <= c <= "z"}
@@ -718,7 +906,7 @@ class MaildirMailbox:
                 _write_raw(f, tmp)
             os.utime(tmp, (st.st_mtime, st.st_mtime))
         os.rename(tmp, self._cur / f"{base}:2,{build_info(letters)}")
-        return base
+        return base, "2," + build_info(letters)
 
     def close(self) -> None:
         """Release the index cache connection (the view stays usable)."""
@@ -791,3 +979,8 @@ def _arrival_key(base: str) -> tuple[int, int, str]:
     if m is None:
         return (0, 0, base)
     return (int(m.group(1)), int(m.group(2) or 0), base)
+
+
+def _extend(seen: Seen, more: Seen) -> None:
+    for have, extra in zip(seen, more, strict=True):
+        have.extend(extra)

@@ -71,14 +71,19 @@ def crlf_copy(src: IO[bytes]) -> IO[bytes]:
     return out  # type: ignore[return-value]
 
 
+def _no_modseq(uid: int) -> int:
+    return 0
+
+
 class MessageList(Sequence[MessageInfo]):
     """``Mailbox.messages()``: a read-only view of one snapshot, built lazily.
 
     Creating 100,000 ``MessageInfo`` objects up front would cost more than the
-    whole warm open, so each is made on access.
+    whole warm open, so each is made on access.  ``modseq`` comes from the
+    view's current modseq state when the item is made.
     """
 
-    __slots__ = ("_files", "_flags_of", "_mtimes", "_sizes", "_uids")
+    __slots__ = ("_files", "_flags_of", "_modseq_of", "_mtimes", "_sizes", "_uids")
 
     def __init__(
         self,
@@ -87,19 +92,23 @@ class MessageList(Sequence[MessageInfo]):
         sizes: list[int],
         mtimes: list[float],
         flags_of: Callable[[str], frozenset[str]],
+        modseq_of: Callable[[int], int] | None = None,
     ) -> None:
         self._uids, self._files, self._sizes, self._mtimes = uids, files, sizes, mtimes
         self._flags_of = flags_of
+        self._modseq_of = modseq_of or _no_modseq
 
     def __len__(self) -> int:
         return len(self._uids)
 
     def _make(self, i: int) -> MessageInfo:
+        uid = self._uids[i]
         return MessageInfo(
-            self._uids[i],
+            uid,
             self._flags_of(self._files[i]),
             self._sizes[i],
             _fromtimestamp(self._mtimes[i], _UTC),
+            self._modseq_of(uid),
         )
 
     @overload

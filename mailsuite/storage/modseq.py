@@ -1,0 +1,448 @@
+"""CONDSTORE/QRESYNC mod-sequences of one folder (RFC 7162 §3.1, §3.2, §5.3).
+
+API for the IMAP layer (all on :class:`~mailsuite.storage.mailbox.MaildirMailbox`,
+blocking, call through the runner; values are consistent with the view's
+last ``sync()`` / own change):
+
+* ``messages()[i].modseq`` — the message's mod-sequence (always > 0).
+* ``highest_modseq() -> int`` — HIGHESTMODSEQ (§3.1.2.1, STATUS §3.1.7): at
+  least every message's modseq and every remembered expunge's modseq.
+* ``modseq(uid) -> int`` — one message's modseq; raises EXPUNGED.
+* ``store_flags_conditional(uids, flags, mode, unchanged_since=None)
+  -> StoreResult`` — STORE with the UNCHANGEDSINCE modifier (§3.1.3): a
+  message whose modseq is > ``unchanged_since`` is not changed and listed in
+  ``modified``; all others are changed, and ``messages`` gives (flags, modseq)
+  of every existing message that passed (changed or not: the untagged FETCH
+  of §3.1.3 is due for all of them); ``changed`` lists those whose flags
+  changed.  One STORE gets one new modseq.  Setting a flag that is already
+  set changes nothing (no new modseq).  ``store_flags`` is the unconditional
+  form with its old return value.
+* ``changed_since(modseq) -> list[int]`` — UIDs with modseq > ``modseq``
+  (CHANGEDSINCE §3.1.4.1, SEARCH MODSEQ §3.1.5, QRESYNC §3.2.5).
+* ``expunged_since(modseq) -> (uids, complete)`` — UIDs expunged with a
+  modseq > ``modseq`` (VANISHED (EARLIER), §3.2.5/§3.2.6).  The log is
+  bounded (the last :data:`MAX_EXPUNGED` UIDs); ``complete`` is False when
+  ``modseq`` is older than what it still covers: the IMAP layer must then
+  report every UID of the client's range that no longer exists
+  (§3.2.5.2, §5.1), which is always correct.
+
+What raises a modseq: this view's ``store_flags*`` and ``expunge``; another
+view's or another process's changes (a flag rename in ``cur/`` seen by
+``sync()`` that the log does not account for gets a new modseq, once, by
+whichever mailsuite view sees it first; Dovecot or ``mv`` count as other
+processes); ``append``/``copy_to`` and deliveries (a new UID gets a modseq
+when a view first sees it).  ``sync()`` reports messages whose modseq was
+raised by someone else in ``SyncResult.flags_changed``.
+
+Storage: ``mailsuite.modseq`` in the folder directory.  It is NOT a cache
+(the index is): a header line, a binary block written by compaction, then
+text records appended under the lock ``mailsuite.modseq.lock``
+(:class:`DotLock`, O_APPEND + fdatasync; a compaction is a complete new file
+written atomically and durably)::
+
+    MSMODSEQ 1 I<id> V<uidvalidity> B<base> H<highest> F<floor> U<uid> N<n> E<e> L<len>
+    <block: n uids, n modseqs (u64 LE), tails ("\\n"-joined, len bytes),
+     e expunged uids, e modseqs, CRC-32>
+    m <modseq> <uid-set> :<tail>     the messages now have <modseq>; <tail> is
+                                     their file name after the first ":"
+    x <modseq> <uid-set>             the messages were expunged at <modseq>
+
+A message without an entry has the ``base`` modseq if its UID is <= ``U``
+(the folder's messages when the file was created), so an untouched folder
+costs nothing per message.  The recorded tail makes detection of foreign
+renames idempotent across processes: a view records a change only when the
+name it sees differs from the recorded one.  ``floor``: expunges with a
+modseq <= floor may be forgotten (trimmed, or before the file existed).
+
+New modseqs are ``max(highest + 1, now in microseconds)``, so they track
+the clock and stay far below 2**63.  If the file is lost or corrupt it is
+recreated with a base that is higher than anything handed out before:
+``max(now_us, ceiling, hint + 1)`` where ``ceiling`` comes from the
+account's ``mailsuite.modseq-ceiling`` file (beside ``dovecot-uidvalidity``;
+every modseq of the account's folders stays below it; raised by
+:data:`RESERVE` with a durable write about once a year) and ``hint`` is the
+highest modseq the view or the index snapshot remembers.  Only the loss of
+both files while the clock is set back could repeat a value.
+
+Locking order: the uidlist lock is never requested while this lock is held
+by the same thread in the other order (``_take_new`` may run under it; the
+uidlist lock is always released before this one is taken).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import uuid
+import zlib
+from array import array
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from mailsuite.storage.fsutil import atomic_write
+from mailsuite.storage.locking import DotLock
+
+MODSEQ_FILE = "mailsuite.modseq"
+CEILING_FILE = "mailsuite.modseq-ceiling"
+MAX_EXPUNGED = 20_000
+COMPACT_MIN = 64 * 1024
+RESERVE = 366 * 86400 * 1_000_000
+MAX_MODSEQ = 2**63 - 1
+_MAGIC = "MSMODSEQ"
+
+
+class CorruptLog(ValueError):
+    """The modseq file cannot be trusted (it is then recreated)."""
+
+
+def format_uids(uids: Iterable[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1:3,7"`` (sorted, duplicates ignored)."""
+    out: list[str] = []
+    start = prev = -2
+    for uid in sorted(set(uids)):
+        if uid != prev + 1:
+            if start >= 0:
+                out.append(f"{start}:{prev}" if prev != start else str(start))
+            start = uid
+        prev = uid
+    if start >= 0:
+        out.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(out)
+
+
+def parse_uids(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.partition(":")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise CorruptLog(text)
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if b < a or b - a > 1 << 32:
+            raise CorruptLog(text)
+        out.extend(range(a, b + 1))
+    return out
+
+
+def tail_of(name: str) -> str:
+    """What a record keeps of a file name: the part after the first ``:``."""
+    return name.partition(":")[2].replace("\n", "?")
+
+
+def _u64(values: list[int]) -> bytes:
+    arr = array("Q", values)
+    if sys.byteorder != "little":
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _un64(data: bytes) -> list[int]:
+    arr = array("Q")
+    arr.frombytes(data)
+    if sys.byteorder != "little":
+        arr.byteswap()
+    return arr.tolist()
+
+
+class ModseqLog:
+    """In-memory copy of one folder's ``mailsuite.modseq``, refreshed incrementally.
+
+    Not thread-safe: owned by one view, used under the view's lock.  Readers
+    need no file lock; every method named ``*_locked`` needs
+    :attr:`lock_path` held (``DotLock``) and a :meth:`refresh` under it.
+    """
+
+    def __init__(self, folder: Path, account_root: Path, clock: Callable[[], float]) -> None:
+        self.path = folder / MODSEQ_FILE
+        self.lock_path = folder / (MODSEQ_FILE + ".lock")
+        self._ceiling_path = account_root / CEILING_FILE
+        self._clock = clock
+        self._ceiling = 0
+        self.highest = 0  # kept across a reset: the hint for recreation
+        self._clear()
+
+    def _clear(self) -> None:
+        self.valid = False
+        self.uidvalidity = self.base = self.floor = self.created_uid = 0
+        self.mods: dict[int, int] = {}
+        self.tails: dict[int, str] = {}
+        self.expunged: dict[int, int] = {}
+        self.sig: tuple[int, int, int] | None = None
+        self._header = b""
+        self._offset = self._block_end = 0
+        self._last_line = b""
+
+    # ------------------------------------------------------------ reading
+    def modseq_of(self, uid: int) -> int:
+        return self.mods.get(uid, self.base)
+
+    def stat_sig(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def refresh(self, uidvalidity: int) -> set[int] | None:
+        """Re-read what changed.  Returns the UIDs whose modseq (or expunge)
+        records are new, or None when every message may have changed (file
+        replaced by another one, recreated).  Afterwards :attr:`valid` is
+        False if the file is missing, corrupt or of another UIDVALIDITY."""
+        sig = self.stat_sig()
+        if sig is not None and sig == self.sig and self.valid:
+            return set()
+        if sig is None:
+            self._clear()
+            return None
+        touched: set[int] | None
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+                if self.valid and self._can_append_read(f.fileno(), sig):
+                    f.seek(self._offset)
+                    touched = self._parse_records(f.read(), self._offset)
+                else:
+                    touched = self._full_read(f.read())
+        except (CorruptLog, UnicodeDecodeError, struct.error, OverflowError):
+            self._clear()
+            return None
+        self.sig = sig
+        if self.uidvalidity != uidvalidity:
+            self._clear()
+            return None
+        return touched
+
+    def _can_append_read(self, fd: int, sig: tuple[int, int, int]) -> bool:
+        if self.sig is None or sig[0] != self.sig[0] or sig[1] < self._offset:
+            return False
+        head = os.pread(fd, len(self._header), 0)
+        start = self._offset - len(self._last_line)
+        return head == self._header and os.pread(fd, len(self._last_line), start) == (
+            self._last_line
+        )
+
+    def _full_read(self, data: bytes) -> set[int] | None:
+        old_mods, old_x = self.mods, self.expunged
+        old_base, was_valid = self.base, self.valid
+        self._clear()
+        self._parse_block(data)
+        self._parse_records(data[self._block_end :], self._block_end)
+        self.valid = True
+        if not was_valid or old_base != self.base:
+            return None
+        touched = {u for u, m in self.mods.items() if old_mods.get(u) != m}
+        touched.update(u for u in old_mods if u not in self.mods)
+        touched.update(u for u in self.expunged if u not in old_x)
+        return touched
+
+    def _parse_block(self, data: bytes) -> None:
+        nl = data.find(b"\n")
+        if nl < 0:
+            raise CorruptLog("no header")
+        fields = data[:nl].decode("ascii").split()
+        if len(fields) < 2 or fields[0] != _MAGIC or fields[1] != "1":
+            raise CorruptLog("bad magic")
+        h: dict[str, int] = {}
+        for field in fields[2:]:
+            if field[:1] != "I":
+                if not field[1:].isdigit():
+                    raise CorruptLog(field)
+                h[field[:1]] = int(field[1:])
+        try:
+            n, e, tlen = h["N"], h["E"], h["L"]
+            base, highest = h["B"], h["H"]
+        except KeyError as exc:
+            raise CorruptLog("header field missing") from exc
+        start = nl + 1
+        end = start + 16 * n + tlen + 16 * e
+        if len(data) < end + 5 or data[end + 4 : end + 5] != b"\n":
+            raise CorruptLog("short block")
+        block = data[start:end]
+        if struct.unpack("<I", data[end : end + 4])[0] != zlib.crc32(data[:end]):
+            raise CorruptLog("block checksum")
+        uids, mods = _un64(block[: 8 * n]), _un64(block[8 * n : 16 * n])
+        pos = 16 * n
+        tails = block[pos : pos + tlen].decode("utf-8", "surrogateescape").split("\n")[:n]
+        if len(tails) != n or not 0 < base <= highest <= MAX_MODSEQ or "V" not in h:
+            raise CorruptLog("block content")
+        self.uidvalidity, self.base, self.highest = h["V"], base, highest
+        self.floor, self.created_uid = h.get("F", base), h.get("U", 0)
+        pos += tlen
+        xuids, xmods = _un64(block[pos : pos + 8 * e]), _un64(block[pos + 8 * e :])
+        self.mods = dict(zip(uids, mods, strict=True))
+        self.tails = dict(zip(uids, tails, strict=True))
+        self.expunged = dict(zip(xuids, xmods, strict=True))
+        self._header = data[: nl + 1]
+        self._block_end = self._offset = end + 5
+        self._last_line = data[end : end + 5]
+
+    def _parse_records(self, data: bytes, base_offset: int) -> set[int]:
+        end = data.rfind(b"\n")
+        touched: set[int] = set()
+        if end < 0:
+            return touched  # nothing complete (a torn last line is ignored)
+        complete = data[: end + 1]
+        for line in complete.decode("utf-8", "surrogateescape").split("\n")[:-1]:
+            touched.update(self._apply_line(line))
+        self._last_line = complete[complete.rfind(b"\n", 0, end) + 1 :]
+        self._offset = base_offset + end + 1
+        return touched
+
+    def _apply_line(self, line: str) -> list[int]:
+        kind, _, rest = line.partition(" ")
+        mod_s, _, rest = rest.partition(" ")
+        if not mod_s.isdigit() or kind not in ("m", "x"):
+            raise CorruptLog(line)
+        modseq = int(mod_s)
+        if not 0 < modseq <= MAX_MODSEQ:
+            raise CorruptLog(line)
+        if kind == "m":
+            set_s, sep, tail = rest.partition(" :")
+            if not sep:
+                raise CorruptLog(line)
+            uids = parse_uids(set_s)
+            self._apply_change(modseq, uids, tail)
+        else:
+            uids = parse_uids(rest)
+            self._apply_expunge(modseq, uids)
+        return uids
+
+    def _apply_change(self, modseq: int, uids: list[int], tail: str) -> None:
+        self.highest = max(self.highest, modseq)
+        for uid in uids:
+            self.mods[uid] = modseq
+            self.tails[uid] = tail
+
+    def _apply_expunge(self, modseq: int, uids: list[int]) -> None:
+        self.highest = max(self.highest, modseq)
+        for uid in uids:
+            self.expunged.pop(uid, None)  # re-insert: insertion order = age
+            self.expunged[uid] = modseq
+            self.mods.pop(uid, None)
+            self.tails.pop(uid, None)
+
+    # ------------------------------------------------------------ questions
+    def accounts_for(self, uid: int, tail: str, renamed: bool) -> bool:
+        """Whether the log already knows that message ``uid`` has name tail
+        ``tail``.  ``renamed``: the view saw its name change (else it is a
+        message new to the view)."""
+        known = self.tails.get(uid)
+        if known is not None:
+            return known == tail
+        return not renamed and uid <= self.created_uid
+
+    def expunged_since(self, modseq: int) -> tuple[list[int], bool]:
+        return sorted(u for u, m in self.expunged.items() if m > modseq), modseq >= self.floor
+
+    # ------------------------------------------------------------ writing
+    def next_modseq_locked(self) -> int:
+        now_us = int(self._clock() * 1_000_000)
+        value = max(self.highest + 1, now_us)
+        if value > MAX_MODSEQ:  # pragma: no cover - 290,000 years away
+            raise OverflowError("modseq space exhausted")
+        if value >= self._ceiling:
+            self._raise_ceiling(value)
+        return value
+
+    def _read_ceiling(self) -> int:
+        try:
+            text = self._ceiling_path.read_text("ascii").strip()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return 0
+        return int(text) if text.isdigit() else 0
+
+    def _raise_ceiling(self, value: int) -> None:
+        """Make the account ceiling exceed ``value`` (durably, its own lock)."""
+        self._ceiling = self._read_ceiling()
+        if value < self._ceiling:
+            return
+        with DotLock(self._ceiling_path.with_name(CEILING_FILE + ".lock"), clock=self._clock):
+            current = self._read_ceiling()
+            if value >= current:
+                current = value + RESERVE
+                atomic_write(self._ceiling_path, b"%d\n" % current)
+            self._ceiling = current
+
+    def create_locked(self, uidvalidity: int, created_uid: int, hint: int) -> None:
+        """Start a new file whose base is above anything handed out before."""
+        now_us = int(self._clock() * 1_000_000)
+        base = max(now_us, self._read_ceiling(), hint + 1, self.highest + 1)
+        if base >= self._ceiling:
+            self._raise_ceiling(base)
+        self._clear()
+        self.uidvalidity, self.base, self.highest = uidvalidity, base, base
+        self.floor, self.created_uid = base, created_uid
+        self.rewrite_locked()
+        self.valid = True
+
+    def record_locked(self, changes: dict[int, str], expunged: Iterable[int]) -> int:
+        """Give ``changes`` (uid -> tail) and ``expunged`` one new modseq; returns it."""
+        gone = sorted(set(expunged))
+        modseq = self.next_modseq_locked()
+        groups: dict[str, list[int]] = {}
+        for uid, tail in changes.items():
+            groups.setdefault(tail, []).append(uid)
+        lines = [f"m {modseq} {format_uids(u)} :{t}\n" for t, u in groups.items()]
+        if gone:
+            lines.append(f"x {modseq} {format_uids(gone)}\n")
+        for tail, uids in groups.items():
+            self._apply_change(modseq, uids, tail)
+        self._apply_expunge(modseq, gone)
+        data = "".join(lines).encode("utf-8", "surrogateescape")
+        if self.sig is None or self.sig[1] != self._offset or self._needs_compaction(len(data)):
+            self.rewrite_locked()  # torn tail, or time to compact
+        else:
+            self._append(data)
+        return modseq
+
+    def _needs_compaction(self, extra: int) -> bool:
+        text = self._offset - self._block_end + extra
+        return text > COMPACT_MIN + self._block_end or len(self.expunged) > 2 * MAX_EXPUNGED
+
+    def _append(self, data: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+            os.fdatasync(fd)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if st.st_size != self._offset + len(data):
+            self.sig = None  # someone wrote without the lock: re-read next time
+            return
+        self._offset = st.st_size
+        self._last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
+        self.sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def rewrite_locked(self) -> None:
+        """Compaction: one durable new file holding the whole state."""
+        if len(self.expunged) > MAX_EXPUNGED:
+            items = list(self.expunged.items())
+            cut = len(items) - MAX_EXPUNGED
+            self.floor = max(self.floor, max(m for _, m in items[:cut]))
+            self.expunged = dict(items[cut:])
+        uids = sorted(self.mods)
+        tails = "\n".join(self.tails.get(u, "") for u in uids).encode("utf-8", "surrogateescape")
+        block = b"".join(
+            [
+                _u64(uids),
+                _u64([self.mods[u] for u in uids]),
+                tails,
+                _u64(list(self.expunged)),
+                _u64(list(self.expunged.values())),
+            ]
+        )
+        header = (
+            f"{_MAGIC} 1 I{uuid.uuid4().hex} V{self.uidvalidity} B{self.base} "
+            f"H{self.highest} F{self.floor} U{self.created_uid} N{len(uids)} "
+            f"E{len(self.expunged)} L{len(tails)}\n"
+        ).encode("ascii")
+        tail = struct.pack("<I", zlib.crc32(header + block)) + b"\n"
+        data = header + block + tail
+        atomic_write(self.path, data)
+        st = os.stat(self.path)
+        self._header = header
+        self._block_end = self._offset = len(data)
+        self._last_line = tail
+        self.sig = (st.st_ino, st.st_size, st.st_mtime_ns)
