@@ -189,7 +189,7 @@ class ModseqLog:
         replaced by another one, recreated).  Afterwards :attr:`valid` is
         False if the file is missing, corrupt or of another UIDVALIDITY."""
         sig = self.stat_sig()
-        if sig is not None and sig == self.sig and self.valid:
+        if sig is not None and sig == self.sig and self.valid and self.uidvalidity == uidvalidity:
             return set()
         if sig is None:
             self._clear()
@@ -295,8 +295,8 @@ class ModseqLog:
         if not mod_s.isdigit() or kind not in ("m", "x"):
             raise CorruptLog(line)
         modseq = int(mod_s)
-        if not 0 < modseq <= MAX_MODSEQ:
-            raise CorruptLog(line)
+        if not self.highest <= modseq <= MAX_MODSEQ:
+            raise CorruptLog(line)  # each write's lines share one modseq above the rest
         if kind == "m":
             set_s, sep, tail = rest.partition(" :")
             if not sep:
