@@ -455,7 +455,7 @@ def test_two_processes_storing_never_decrease(
         for flag in ("\\Seen", "\\Flagged")
     ]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     records = file_records(inbox)
     mods = [r[1] for r in records]
