@@ -190,6 +190,10 @@ class Mailbox(Protocol):
         """A UIDL stable for the life of the message (RFC 1939 §7)."""
         ...
 
+    def close(self) -> None:
+        """Release what the view holds (its snapshot, open files)."""
+        ...
+
 
 class Account(Protocol):
     """One user's mail store.  All methods are blocking."""
