@@ -34,6 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -204,6 +205,7 @@ class MaildirMailbox:
             snap.new_sig != new_m
             or snap.cur_sig != cur_m
             or self._uidlist.stat_sig() != snap.uidlist_sig
+            or self._ms.stat_sig() != self._ms.sig
         )
 
     def _refresh(self, force_cur: bool = False, ms_held: bool = False) -> None:
@@ -329,12 +331,50 @@ class MaildirMailbox:
         self._ms.create_locked(self.uidvalidity, created, snap.highest_modseq)
         self._dirty = True
 
+    def _sync_log_locked(self) -> None:
+        """Read what other writers logged (modseq lock held) without listing
+        ``cur/``: the names of messages they renamed are followed one
+        ``stat`` each, so the view never shows a modseq newer than its flags."""
+        touched = self._ms.refresh(self.uidvalidity)
+        if not self._ms.valid:
+            self._create_modseqs_locked()
+        elif touched is None:
+            self._note_touched(None)
+            self._refresh(force_cur=True, ms_held=True)
+        elif touched:
+            self._note_touched(touched)
+            if not self._follow(touched):
+                self._refresh(force_cur=True, ms_held=True)
+
+    def _follow(self, touched: set[int]) -> bool:
+        """Update the names of ``touched`` messages to their logged names;
+        False if one is not where the log says (list ``cur/`` then)."""
+        snap = self._snap
+        files: list[str] | None = None
+        for uid in touched:
+            pos = self._pos(uid)
+            tail = self._ms.tails.get(uid)
+            if pos is None or tail is None or uid in self._ms.expunged:
+                continue  # a removal: the next scan drops it
+            name = snap.files[pos] if files is None else files[pos]
+            if tail_of(name) == tail:
+                continue
+            new = f"{name.partition(':')[0]}:{tail}"
+            if not os.path.exists(f"{self._cur_s}/{new}"):
+                return False
+            if files is None:
+                files = list(snap.files)
+            files[pos] = new
+        if files is not None:
+            snap.files = files
+            self._by_name = self._by_base = None
+            self._dirty = True
+        return True
+
     def _record_new(self, items: dict[int, str]) -> None:
         """Modseqs for messages this view just added (append, copy)."""
         with self._lock, self._ms_lock():
-            touched = self._ms.refresh(self.uidvalidity)
-            if not self._ms.valid or touched is None or touched:
-                self._refresh(force_cur=True, ms_held=True)
+            self._sync_log_locked()
             unknown = {
                 u: t for u, t in items.items() if not self._ms.accounts_for(u, t, renamed=False)
             }
@@ -687,7 +727,7 @@ class MaildirMailbox:
         with self._lock:
             letters = self._letters(flags, create=mode != "remove")
             with self._ms_lock():
-                self._refresh(ms_held=True)
+                self._sync_log_locked()
                 passed, changed, modified = self._store_locked(
                     dict.fromkeys(uids), letters, mode, unchanged_since
                 )
@@ -709,6 +749,17 @@ class MaildirMailbox:
         record: dict[int, str] = {}
         old_files = self._snap.files
         files = list(old_files)
+
+        def unchanged(uid: int, found: str) -> bool:
+            """The file moved under us: a foreign change the log lacks fails
+            the UNCHANGEDSINCE test (and gets this call's modseq)."""
+            tail = tail_of(found)
+            if unchanged_since is None or ms.accounts_for(uid, tail, renamed=True):
+                return True
+            record[uid] = tail
+            modified.append(uid)
+            return False
+
         for uid in uids:
             pos = self._pos(uid)
             if pos is None:
@@ -716,7 +767,7 @@ class MaildirMailbox:
             if unchanged_since is not None and ms.modseq_of(uid) > unchanged_since:
                 modified.append(uid)
                 continue
-            name = self._rename_flags(files, pos, letters, mode)
+            name = self._rename_flags(files, pos, letters, mode, partial(unchanged, uid))
             if name is None:
                 continue
             if name != old_files[pos]:
@@ -727,19 +778,28 @@ class MaildirMailbox:
             passed[uid] = self._flags_of_name(name)
         if record:
             ms.record_locked(record, ())
-        if changed:
+        if changed or files != old_files:
             self._snap.files = files
             self._by_name = self._by_base = None
             self._dirty = True
         return passed, sorted(changed), sorted(modified)
 
     def _rename_flags(
-        self, files: list[str], pos: int, letters: set[str], mode: str
+        self,
+        files: list[str],
+        pos: int,
+        letters: set[str],
+        mode: str,
+        moved: Callable[[str], bool] | None = None,
     ) -> str | None:
-        """Rename one file to its new flags; follows a rename by another process once."""
+        """Rename one file to its new flags; follows a rename by another process
+        once (``moved(found_name)`` False: leave it, return None)."""
         name: str | None = files[pos]
-        for _ in range(2):
+        for attempt in range(2):
             if name is None:
+                return None
+            if attempt and moved is not None and not moved(name):
+                files[pos] = name
                 return None
             base, info = split_name(name)
             have = set(info or "")
@@ -779,7 +839,7 @@ class MaildirMailbox:
             removed: set[int] = set()
             freed = 0
             with self._ms_lock():
-                self._refresh(ms_held=True)
+                self._sync_log_locked()
                 snap = self._snap
                 for pos, name in enumerate(snap.files):
                     uid = snap.uids[pos]

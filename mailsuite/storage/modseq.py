@@ -232,7 +232,6 @@ class ModseqLog:
         if not was_valid or old_base != self.base:
             return None
         touched = {u for u, m in self.mods.items() if old_mods.get(u) != m}
-        touched.update(u for u in old_mods if u not in self.mods)
         touched.update(u for u in self.expunged if u not in old_x)
         return touched
 
@@ -313,20 +312,23 @@ class ModseqLog:
         for uid in uids:
             self.mods[uid] = modseq
             self.tails[uid] = tail
+            self.expunged.pop(uid, None)  # back again (restored): not vanished
 
     def _apply_expunge(self, modseq: int, uids: list[int]) -> None:
         self.highest = max(self.highest, modseq)
         for uid in uids:
-            self.expunged.pop(uid, None)  # re-insert: insertion order = age
+            # Re-insert: insertion order = age.  The message keeps its last
+            # modseq (a view may still show it) until the next compaction.
+            self.expunged.pop(uid, None)
             self.expunged[uid] = modseq
-            self.mods.pop(uid, None)
-            self.tails.pop(uid, None)
 
     # ------------------------------------------------------------ questions
     def accounts_for(self, uid: int, tail: str, renamed: bool) -> bool:
         """Whether the log already knows that message ``uid`` has name tail
         ``tail``.  ``renamed``: the view saw its name change (else it is a
         message new to the view)."""
+        if uid in self.expunged:
+            return False  # a file came back (restored backup): a new modseq
         known = self.tails.get(uid)
         if known is not None:
             return known == tail
@@ -422,6 +424,9 @@ class ModseqLog:
             cut = len(items) - MAX_EXPUNGED
             self.floor = max(self.floor, max(m for _, m in items[:cut]))
             self.expunged = dict(items[cut:])
+        for uid in self.expunged:
+            self.mods.pop(uid, None)
+            self.tails.pop(uid, None)
         uids = sorted(self.mods)
         tails = "\n".join(self.tails.get(u, "") for u in uids).encode("utf-8", "surrogateescape")
         block = b"".join(

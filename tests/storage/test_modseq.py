@@ -20,6 +20,7 @@ from mailsuite.storage.mailbox import MaildirMailbox
 from mailsuite.storage.modseq import CEILING_FILE, MODSEQ_FILE, format_uids, parse_uids
 from mailsuite.storage.store import MaildirStore
 from tests.storage.conftest import msg
+from tests.storage.test_sync import age_dirs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -469,3 +470,54 @@ def test_two_processes_storing_never_decrease(
     both = frozenset({"\\Seen", "\\Flagged"})
     # the last operation on the 1st and 3rd message was "add", on the others "remove"
     assert [m.flags for m in final.messages()] == [both, frozenset(), both, frozenset()]
+
+
+def test_store_follows_other_views_changes_without_a_sync(
+    inbox: MaildirMailbox, account: MaildirAccount
+) -> None:
+    a, b = fill(inbox, 2)
+    other = account.open("INBOX")
+    theirs = other.store_flags_conditional([a], ["\\Flagged"], "add").messages[a][1]
+    mine = inbox.store_flags_conditional([b], ["\\Seen"], "add").messages[b][1]
+    assert mine > theirs
+    # the store read the log: a's flags and modseq are shown together
+    info = inbox.messages()[0]
+    assert (info.flags, info.modseq) == (frozenset({"\\Flagged"}), theirs)
+    assert inbox.highest_modseq() == mine
+    assert inbox.sync().flags_changed == [a]
+
+
+def test_changed_on_disk_sees_the_log(inbox: MaildirMailbox, account: MaildirAccount) -> None:
+    fill(inbox, 1)
+    age_dirs(inbox.path)
+    inbox.sync()
+    assert not inbox.changed_on_disk()
+    (inbox.path / MODSEQ_FILE).unlink()
+    assert inbox.changed_on_disk()
+
+
+def test_modified_message_shows_foreign_flags(inbox: MaildirMailbox) -> None:
+    (uid,) = fill(inbox, 1)
+    known = inbox.modseq(uid)
+    rename_in_cur(inbox, uid, "D")
+    # the store follows the moved file, finds the change unlogged: MODIFIED
+    result = inbox.store_flags_conditional([uid], ["\\Seen"], "add", known)
+    assert result.modified == [uid] and not result.messages
+    assert inbox.messages()[0].flags == frozenset({"\\Draft"})
+    assert inbox.modseq(uid) > known
+
+
+def test_restored_file_gets_a_new_modseq(inbox: MaildirMailbox, account: MaildirAccount) -> None:
+    a, _b = fill(inbox, 2)
+    pos = list(inbox.uids()).index(a)
+    name = inbox.messages()._files[pos]
+    data = (inbox.path / "cur" / name).read_bytes()
+    inbox.store_flags([a], ["\\Deleted"], "add")
+    inbox.expunge()
+    mark = inbox.highest_modseq()
+    assert inbox.expunged_since(mark - 1) == ([a], True)
+    (inbox.path / "cur" / name).write_bytes(data)  # restored from a backup
+    assert inbox.sync().added == [a]
+    assert inbox.modseq(a) > mark
+    assert inbox.expunged_since(mark - 1) == ([], True)
+    assert account.open("INBOX").modseq(a) == inbox.modseq(a)
