@@ -9,7 +9,9 @@ Tokens are plain Python values, so every command module (and
   one atom (RFC 3501 §6.4.5 ``section``).
 * ``bytes`` -- a string: quoted (``"a \\" b"``, escapes ``\\\\`` and ``\\"``
   only, 8-bit allowed, no CR/LF/NUL) or a literal (``{n}``, ``{n+}``
-  RFC 7888).  :class:`Literal8` (a ``bytes`` subclass) for ``~{n}`` (RFC 3516).
+  RFC 7888).  :class:`Literal8` (a ``bytes`` subclass) for ``~{n}`` (RFC 3516);
+  :class:`FileLiteral` (also a ``bytes`` subclass) for a large literal the
+  session spooled to disk.
 * ``list`` -- a parenthesised list of tokens.
 
 A command arrives as *fragments*: the text of each line and, after every
@@ -29,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import IO, TypeAlias
 
 Token: TypeAlias = "str | bytes | list[Token]"
 
@@ -45,6 +47,24 @@ class ParseError(Exception):
 
 class Literal8(bytes):
     """A ``~{n}`` literal (RFC 3516 §4.2): may contain NUL."""
+
+
+class FileLiteral(bytes):
+    """A literal the session spooled to a file (large APPEND data).
+
+    Its ``bytes`` value is empty; ``file`` holds the data (positioned at 0,
+    closed by the session after the command), ``size`` its length.  NUL was
+    checked while spooling.
+    """
+
+    file: IO[bytes]
+    size: int
+
+    def __new__(cls, file: IO[bytes], size: int) -> FileLiteral:
+        obj = super().__new__(cls, b"")
+        obj.file = file
+        obj.size = size
+        return obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +169,14 @@ class _Tokenizer:
         if self.index + 2 >= len(self.fragments):
             raise ParseError("Missing literal data")
         data = self.fragments[self.index + 1]
-        if len(data) != int(m.group(2)):
+        size = data.size if isinstance(data, FileLiteral) else len(data)
+        if size != int(m.group(2)):
             raise ParseError("Literal size mismatch")
         self.index += 2
         self.line = self.fragments[self.index]
         self.pos = 0
+        if isinstance(data, FileLiteral):
+            return data
         if m.group(1):
             return Literal8(data)
         if b"\x00" in data:

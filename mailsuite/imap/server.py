@@ -28,8 +28,10 @@ are never logged.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -48,7 +50,7 @@ from mailsuite.imap.commands import any as any_cmds
 from mailsuite.imap.commands import auth as auth_cmds
 from mailsuite.imap.commands import mailbox as mailbox_cmds
 from mailsuite.imap.commands import selected as selected_cmds
-from mailsuite.imap.parser import ParseError, literal_at_end, tokenize
+from mailsuite.imap.parser import FileLiteral, ParseError, literal_at_end, tokenize
 from mailsuite.imap.selected import SelectedView
 from mailsuite.interfaces import MailboxChange
 from mailsuite.protocol.lines import LineFactory, LineProtocol
@@ -68,7 +70,8 @@ COMMANDS: dict[str, Command] = {
 _UNAUTH_LINE_LIMIT = 8192
 _TAG_RE = re.compile(r'^[^\x00-\x20\x7f-\uffff(){%*"\\+]{1,64}$')
 _HEAD_RE = re.compile(rb"^(\S+) +(?:(?i:UID) +)?(\S+)")
-_KEEPALIVE = 120.0
+#: APPEND literals larger than this go to a spool file, not memory
+SPOOL_THRESHOLD = 256 * 1024
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTH_CAPS = (
@@ -102,6 +105,10 @@ class IMAPSession(LineProtocol):
         self._cmd_size = 0
         self._literal: bytearray | None = None
         self._literal_left = 0
+        self._literal_size = 0
+        self._literal_binary = False
+        self._spool: Any = None  # temporary file receiving a large APPEND literal
+        self._cmd_tag = ""
         self._refused: Result | None = None  # a command being read only to be refused
         self._refused_tag = ""
         self._unsubscribe: Callable[[], None] | None = None
@@ -157,6 +164,7 @@ class IMAPSession(LineProtocol):
 
     def connection_ended(self, reason: Failure) -> None:
         self.state = State.LOGOUT
+        self._reset_command()
         if self.idle is not None:
             self.idle.stop()
             self.idle = None
@@ -205,7 +213,9 @@ class IMAPSession(LineProtocol):
         announcement = literal_at_end(line)
         if announcement is None:
             return self._command_complete()
-        return self._literal_announced(announcement.size, announcement.non_sync)
+        return self._literal_announced(
+            announcement.size, announcement.non_sync, announcement.binary
+        )
 
     def line_too_long(self) -> Any:
         if self.line_hook is not None and not self._fragments:
@@ -222,58 +232,92 @@ class IMAPSession(LineProtocol):
             return int(self.config.max_unauth_literal_size)
         return int(self.config.max_literal_size)
 
-    def _literal_announced(self, size: int, non_sync: bool) -> Any:
+    def _literal_announced(self, size: int, non_sync: bool, binary: bool) -> Any:
         head = _HEAD_RE.match(self._fragments[0])
-        tag = _guess_tag(self._fragments[0])
+        tag = self._cmd_tag = _guess_tag(self._fragments[0])
         command = head.group(2).upper() if head else b""
         limit = self._literal_limit()
         refusal: Result | None = None
         if self._cmd_size + size > limit + self.max_line_length * 4 or size > limit:
-            refusal = Result("NO", "Literal too big", "TOOBIG")
-            if not tag:
-                refusal = Result("BAD", "Literal too big", "TOOBIG")
+            refusal = Result("NO" if tag else "BAD", "Literal too big", "TOOBIG")
+        spool = command == b"APPEND" and size > SPOOL_THRESHOLD
         if refusal is None and self._refused is None and command == b"APPEND" and self.account:
             d = self.run(_quota_left, self.context.directory, self.account, self.user.address)
-            d.addCallback(self._after_quota, size, non_sync, tag)
+            d.addCallback(self._after_quota, size, non_sync, binary, spool)
             return d
-        return self._accept_literal(size, non_sync, tag, refusal)
+        return self._accept_literal(size, non_sync, binary, spool, refusal)
 
-    def _after_quota(self, left: int | None, size: int, non_sync: bool, tag: str) -> None:
+    def _after_quota(
+        self, left: int | None, size: int, non_sync: bool, binary: bool, spool: bool
+    ) -> Any:
         refusal = None
         if left is not None and size > left:
             refusal = Result("NO", "Quota exceeded", "OVERQUOTA")
-        self._accept_literal(size, non_sync, tag, refusal)
+        return self._accept_literal(size, non_sync, binary, spool, refusal)
 
-    def _accept_literal(self, size: int, non_sync: bool, tag: str, refusal: Result | None) -> None:
+    def _accept_literal(
+        self, size: int, non_sync: bool, binary: bool, spool: bool, refusal: Result | None
+    ) -> Any:
+        """Refuse, or read the literal (into memory, or a spool file for big APPENDs)."""
         if refusal is not None and self._refused is None:
             if not non_sync:
+                tag = self._cmd_tag
                 self._reset_command()
                 self.send_line(refusal.render(tag or "*"))
-                return
-            self._refused, self._refused_tag = refusal, tag
+                return None
+            self._refused, self._refused_tag = refusal, self._cmd_tag
+        self._literal_binary = binary
+        if spool and self._refused is None:
+            d = self.run(_open_spool, Path(self.context.config.server.data_dir) / "spool" / "imap")
+            d.addCallback(self._start_literal, size, non_sync)
+            return d
+        self._start_literal(None, size, non_sync)
+        return None
+
+    def _start_literal(self, spool: Any, size: int, non_sync: bool) -> None:
+        if self.disconnecting:
+            if spool is not None:
+                spool.close()
+            return
         if not non_sync:
             self.send_line("+ Ready for literal data")
         self._cmd_size += size
-        self._literal = bytearray() if self._refused is None else None
-        self._literal_left = size
+        self._spool = spool
+        self._literal = bytearray() if self._refused is None and spool is None else None
+        self._literal_left = self._literal_size = size
         if size == 0:
             self._literal_done()
         else:
             self.set_raw_mode(size)
 
     def raw_data_received(self, data: bytes) -> Any:
-        if self._literal is not None:
-            self._literal += data
         self._literal_left -= len(data)
+        if self._spool is not None and self._refused is None:
+            if not self._literal_binary and b"\0" in data:
+                self._refused, self._refused_tag = Result("BAD", "NUL in literal"), self._cmd_tag
+            else:
+                d = self.run(self._spool.write, data)
+                if self._literal_left <= 0:
+                    d.addCallback(lambda _: self._literal_done())
+                return d
+        elif self._literal is not None:
+            self._literal += data
         if self._literal_left <= 0:
             self._literal_done()
         return None
 
     def _literal_done(self) -> None:
+        if self._spool is not None and self._refused is None:
+            self._spool.seek(0)
+            self._fragments.append(FileLiteral(self._spool, self._literal_size))
+            self._spool = None
+            return
         self._fragments.append(bytes(self._literal) if self._literal is not None else b"")
         self._literal = None
 
     def _reset_command(self) -> None:
+        _close_spools(self._fragments, self._spool)
+        self._spool = None
         self._fragments = []
         self._cmd_size = 0
         self._literal = None
@@ -283,11 +327,21 @@ class IMAPSession(LineProtocol):
     def _command_complete(self) -> Any:
         fragments = self._fragments
         refused, refused_tag = self._refused, self._refused_tag
+        self._fragments = []  # the spool files are closed after the command
         self._reset_command()
         if refused is not None:
+            _close_spools(fragments, None)
             self.send_line(refused.render(refused_tag or "*"))
             return None
-        return self.execute(fragments)
+        try:
+            result = self.execute(fragments)
+        except BaseException:
+            _close_spools(fragments, None)
+            raise
+        if isinstance(result, defer.Deferred):
+            return result.addBoth(_pass_after, _close_spools, fragments, None)
+        _close_spools(fragments, None)
+        return result
 
     # -- dispatch ---------------------------------------------------------------
     def execute(self, fragments: list[bytes]) -> Any:
@@ -404,6 +458,26 @@ def _sync_into(view: SelectedView, force: bool) -> None:
     result = mailbox.sync()
     if result.added or result.expunged or result.flags_changed:
         view.apply(list(mailbox.messages()))
+
+
+def _open_spool(directory: Path) -> IO[bytes]:
+    """Pool thread: an anonymous temporary file under ``<data>/spool/imap``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryFile(dir=directory)
+
+
+def _close_spools(fragments: list[bytes], spool: Any) -> None:
+    """Close spool files (anonymous temporary files: closing frees the disk space)."""
+    for fragment in fragments:
+        if isinstance(fragment, FileLiteral):
+            fragment.file.close()
+    if spool is not None:
+        spool.close()
+
+
+def _pass_after(result: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    fn(*args)
+    return result
 
 
 def _quota_left(directory: Any, account: Any, address: str) -> int | None:

@@ -265,3 +265,44 @@ def test_overlong_line_during_idle(tmp_path: Path) -> None:
     c.cmd("IDLE")
     assert c.raw(b"x" * 70000 + b"\r\n") == b"* BAD Expected DONE\r\n"
     assert c.raw(b"DONE\r\n") == b"t2 OK IDLE terminated\r\n"
+
+
+def test_large_append_is_spooled_not_buffered(tmp_path: Path) -> None:
+    c = Client(ctx_user(tmp_path))
+    c.login()
+    body = b"".join(b"line %07d of a large message\r\n" % i for i in range(40000))
+    msg = b"Subject: big\r\n\r\n" + body
+    assert c.raw(b"a APPEND INBOX {%d}\r\n" % len(msg)) == b"+ Ready for literal data\r\n"
+    for i in range(0, len(msg) - 1, 65536):
+        c.raw(msg[i : min(i + 65536, len(msg) - 1)])
+        assert c.proto._literal is None and c.proto._spool is not None  # on disk, not in memory
+    spool = c.proto._spool
+    out = c.raw(msg[-1:] + b"\r\n")
+    assert out.startswith(b"a OK [APPENDUID ")
+    assert spool.closed
+    c.ok("SELECT INBOX")
+    out = c.ok("FETCH 1 (RFC822.SIZE BODY.PEEK[TEXT]<0.20>)")
+    assert b"RFC822.SIZE %d" % len(msg) in out and b"line 0000000 of a la" in out
+
+
+def test_spooled_literal_with_nul_is_refused(tmp_path: Path) -> None:
+    c = Client(ctx_user(tmp_path))
+    c.login()
+    msg = b"Subject: x\r\n\r\n" + b"a" * 300000 + b"\0\r\n"
+    out = c.raw(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert out == b"a BAD NUL in literal\r\n"
+    msg8 = b"Subject: x\r\n\r\n" + b"\0" * 300000
+    out = c.raw(b"b APPEND INBOX ~{%d+}\r\n" % len(msg8) + msg8 + b"\r\n")
+    assert out.startswith(b"b OK [APPENDUID")
+
+
+def test_connection_lost_during_spooled_literal(tmp_path: Path) -> None:
+    from twisted.internet.error import ConnectionLost
+    from twisted.python.failure import Failure
+
+    c = Client(ctx_user(tmp_path))
+    c.login()
+    c.raw(b"a APPEND INBOX {400000+}\r\n" + b"x" * 1000)
+    spool = c.proto._spool
+    c.proto.connectionLost(Failure(ConnectionLost()))
+    assert spool.closed

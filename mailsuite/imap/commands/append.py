@@ -2,25 +2,23 @@
 BINARY literal8 (RFC 3516 §4.2).
 
 The literal's size was checked against ``imap.max_literal_size`` and the
-quota before the continuation was sent (:mod:`mailsuite.imap.server`).
-Bare LF line ends are stored as CRLF so sizes and sections stay exact.
+quota before the continuation was sent; a large one arrives spooled to a
+file (:class:`FileLiteral`), never whole in memory (:mod:`mailsuite.imap.server`).
+The storage stores bare LF line ends as CRLF, so sizes and sections stay exact.
 """
 
 from __future__ import annotations
 
 import io
-import re
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.imap.args import mailbox_name, parse_date_time, parse_flags
 from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, no, ok
-from mailsuite.imap.parser import ParseError
+from mailsuite.imap.parser import FileLiteral, ParseError
 
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
-
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def append(s: IMAPSession, req: Request) -> Any:
@@ -41,10 +39,10 @@ def append(s: IMAPSession, req: Request) -> Any:
             date = parse_date_time(arg)
         else:
             raise ParseError("Invalid APPEND arguments")
-    if not message:
+    source = message.file if isinstance(message, FileLiteral) else io.BytesIO(message)
+    if (message.size if isinstance(message, FileLiteral) else len(message)) == 0:
         return no("Empty message", "CANNOT")
-    data = _BARE_LF.sub(b"\r\n", message)
-    d = s.run(_store, s.account, name, data, flags, date)
+    d = s.run(_store, s.account, name, source, flags, date)
 
     def stored(result: tuple[int, int]) -> Result:
         uidvalidity, uid = result
@@ -60,9 +58,12 @@ def append(s: IMAPSession, req: Request) -> Any:
     return d.addCallbacks(stored, failed)
 
 
-def _store(account: Any, name: str, data: bytes, flags: list[str], date: Any) -> tuple[int, int]:
+def _store(
+    account: Any, name: str, source: IO[bytes], flags: list[str], date: Any
+) -> tuple[int, int]:
+    """Pool thread: store durably (the storage turns bare LF into CRLF)."""
     mailbox = account.open(name)
-    uid = mailbox.append(io.BytesIO(data), flags, date)
+    uid = mailbox.append(source, flags, date)
     return mailbox.uidvalidity, uid
 
 
