@@ -62,6 +62,30 @@ def vm_rss_kib(pid: int) -> int:
     return 0
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid``, its live descendants and its reaped children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, list[str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), fields)
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        if p not in stats:
+            continue
+        fields = stats[p][1]
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        todo.extend(c for c, (ppid, _) in stats.items() if ppid == p)
+    return total / ticks
+
+
 # -- the client --------------------------------------------------------------------
 class ImapError(RuntimeError):
     pass

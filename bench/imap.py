@@ -31,7 +31,8 @@ minimal client (one command at a time, no pipelining, TCP_NODELAY).
 ``--py-spy FILE`` samples our server with py-spy (``pip install py-spy``)
 while it is measured: the mixed rounds into FILE, the FLAGS and SELECT
 measurements into FILE with the suffix ``.big.txt`` (collapsed stacks), and
-prints the functions with the most samples.  Prints figures, asserts nothing.
+prints the functions with the most samples; with ``--gil`` only threads
+holding the GIL are sampled (the CPU profile of a GIL-bound server).  Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from common import (  # noqa: E402
     make_messages,
     on_sigterm_exit,
     percentile,
+    tree_cpu_seconds,
 )
 
 from tests.harness import ServerProcess  # noqa: E402
@@ -121,31 +123,34 @@ def _client(port: int, user: str, count: int, start: Any, out: Any) -> None:
 
 
 class Round:
-    def __init__(self, elapsed: float, results: list[Any]) -> None:
+    def __init__(self, elapsed: float, results: list[Any], cpu: float) -> None:
         self.elapsed = elapsed
+        self.cpu = cpu
         self.times = [t for r in results for t in r[0]]
         self.commands = len(self.times)
         self.bodies = sum(r[1] for r in results)
         self.octets = sum(r[2] for r in results)
 
 
-def run_round(port: int, users: list[str], count: int) -> Round:
+def run_round(port: int, users: list[str], count: int, server_pid: int = 0) -> Round:
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_client, args=(port, u, count, start, out)) for u in users]
     for p in procs:
         p.start()
     time.sleep(0.3)
+    cpu0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
     t0 = time.perf_counter()
     start.set()
     results = [out.get(timeout=1800) for _ in procs]
     elapsed = time.perf_counter() - t0
+    cpu = tree_cpu_seconds(server_pid) - cpu0 if server_pid else 0.0
     for p in procs:
         p.join()
     for r in results:
         if isinstance(r, Exception):
             raise r
-    return Round(elapsed, results)
+    return Round(elapsed, results, cpu)
 
 
 def report_mixed(rounds: dict[str, list[Round]], args: argparse.Namespace, mean: float) -> None:
@@ -154,15 +159,23 @@ def report_mixed(rounds: dict[str, list[Round]], args: argparse.Namespace, mean:
         f"\n== mixed workload: {args.clients} clients ({who}) x {args.messages} messages"
         f" (mean {mean / 1024:.1f} KiB), median of {args.rounds} rounds"
     )
-    print(f"  {'server':<20} {'commands/s':>11} {'messages/s':>11} {'MB/s':>8} {'round s':>8}")
+    print(
+        f"  {'server':<20} {'commands/s':>11} {'messages/s':>11} {'MB/s':>8} {'round s':>8}"
+        f" {'server CPU s':>13} {'CPU ms/cmd':>11}"
+    )
     medians: dict[str, tuple[float, float, float]] = {}
     for name, rows in rounds.items():
         cps = statistics.median(r.commands / r.elapsed for r in rows)
         mps = statistics.median(r.bodies / r.elapsed for r in rows)
         mbs = statistics.median(r.octets / r.elapsed / 1e6 for r in rows)
         secs = statistics.median(r.elapsed for r in rows)
+        cpu = statistics.median(r.cpu for r in rows)
+        per = statistics.median(1000 * r.cpu / r.commands for r in rows)
         medians[name] = (cps, mps, mbs)
-        print(f"  {name:<20} {cps:11,.0f} {mps:11,.0f} {mbs:8.1f} {secs:8.2f}")
+        print(
+            f"  {name:<20} {cps:11,.0f} {mps:11,.0f} {mbs:8.1f} {secs:8.2f}"
+            f" {cpu:13.2f} {per:11.3f}"
+        )
     if len(medians) == 2:
         ours, theirs = medians.values()
         print(
@@ -225,7 +238,7 @@ def account_dir(root: Path, user: str) -> Path:
 class PySpy:
     """py-spy sampling a process into a collapsed-stack file (``--format raw``)."""
 
-    def __init__(self, pid: int, out: Path) -> None:
+    def __init__(self, pid: int, out: Path, gil: bool = False) -> None:
         exe = Path(sys.executable).with_name("py-spy")
         self.out = out
         self.proc = subprocess.Popen(
@@ -240,6 +253,7 @@ class PySpy:
                 "raw",
                 "--nonblocking",
                 "--threads",
+                *(["--gil"] if gil else []),
                 "-o",
                 str(out),
             ],
@@ -306,6 +320,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--no-dovecot", action="store_true")
     ap.add_argument("--no-big", action="store_true", help="skip the FLAGS and SELECT folders")
     ap.add_argument("--py-spy", type=Path, metavar="FILE", help="profile our server")
+    ap.add_argument("--gil", action="store_true", help="py-spy: only threads holding the GIL")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = ap.parse_args()
     if args.quick:
@@ -371,7 +386,7 @@ def main() -> int:
                 chown_tree(dmail)
                 dovecot = Dovecot(tmp, dmail, users + big).start()
                 servers[f"dovecot {dovecot.version()}"] = dovecot.port
-            run_all(args, srv, servers, users, big, sum(sizes) / len(sizes))
+            run_all(args, srv, dovecot, servers, users, big, sum(sizes) / len(sizes))
         finally:
             srv.stop()
             if dovecot is not None:
@@ -382,6 +397,7 @@ def main() -> int:
 def run_all(
     args: argparse.Namespace,
     srv: ServerProcess,
+    dovecot: Dovecot | None,
     servers: dict[str, int],
     users: list[str],
     big: list[str],
@@ -389,9 +405,12 @@ def run_all(
 ) -> None:
     clients = users * args.clients if args.shared else users
     pid = srv.proc.pid if srv.proc else 0
+    pids = {"mailsuite": pid}
+    if dovecot is not None and dovecot.proc is not None:
+        pids[next(n for n in servers if n != "mailsuite")] = dovecot.proc.pid
     if big:
         # The big folders first, while the machine's page cache is the same for both.
-        spy = PySpy(pid, args.py_spy.with_suffix(".big.txt")) if args.py_spy else None
+        spy = PySpy(pid, args.py_spy.with_suffix(".big.txt"), args.gil) if args.py_spy else None
         try:
             report_big(args, servers, big, spy)
         finally:
@@ -400,12 +419,12 @@ def run_all(
     rounds: dict[str, list[Round]] = {name: [] for name in servers}
     for port in servers.values():
         run_round(port, clients, args.messages)  # warm-up: auth cache, indexes
-    spy = PySpy(pid, args.py_spy) if args.py_spy else None
+    spy = PySpy(pid, args.py_spy, args.gil) if args.py_spy else None
     try:
         for _ in range(args.rounds):
             for name, port in servers.items():
                 with Sampling(spy, name):
-                    rounds[name].append(run_round(port, clients, args.messages))
+                    rounds[name].append(run_round(port, clients, args.messages, pids[name]))
     finally:
         report_mixed(rounds, args, mean)
         if spy is not None:
