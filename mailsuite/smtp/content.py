@@ -7,9 +7,10 @@ flight.  Small messages are written and committed in one runner call.
 
 * DATA ends only at ``<CRLF>.<CRLF>``.  A message with a bare CR, bare LF
   or NUL is read to its end and refused with 550 5.6.11; one over the size
-  limit with 552 5.3.4.  A line over ``smtp.max_line_length`` fails
-  the message *and closes the connection* at once: the server never goes
-  back to command mode in the middle of content.
+  limit with 552 5.3.4.  A line over ``smtp.max_line_length`` (at least
+  998 octets, RFC 5321 §4.5.3.1.6) fails the message *and closes the
+  connection* at once: the server never goes back to command mode in the
+  middle of content.
 * BDAT reads exactly the announced octets in every case (a refused chunk
   is read and discarded, so commands stay in sync).  ``BDAT`` whose size
   cannot be parsed closes the connection for the same reason.  Content
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from mailsuite.smtp.session import SMTPSession
 
 FLUSH_BYTES = 64 * 1024
+#: RFC 5321 §4.5.3.1.6: text lines of 1000 octets with the CRLF must be
+#: accepted, whatever ``smtp.max_line_length`` allows for commands.
+MIN_TEXT_LINE = 998
 MESSAGE_LINE_TOO_LONG = Reply(554, "5.6.0", "Message line too long")
 BDAT_SYNTAX = Reply(501, "5.5.4", "Syntax error in BDAT, closing connection")
 _BDAT = re.compile(r"([0-9]{1,18})(?: +(LAST))? *", re.IGNORECASE)
@@ -50,8 +54,9 @@ class Receiver:
         self.tx = tx
         config = session.config
         self.checker = ContentChecker(config.max_message_size)
-        self.dots = DotDecoder(config.max_line_length)
-        self.chunks = ChunkDecoder(config.max_line_length)
+        line_limit = max(config.max_line_length, MIN_TEXT_LINE)
+        self.dots = DotDecoder(line_limit)
+        self.chunks = ChunkDecoder(line_limit)
         self.message_id = session.next_message_id()
         trace = headers.received(session.trace_info(self.message_id))
         context = session.context

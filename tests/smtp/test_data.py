@@ -251,3 +251,12 @@ def test_bdat_bare_lf_refused(env: Env) -> None:
     c.send("MAIL FROM:<s@remote.example>\r\nRCPT TO:<alice@example.test>\r\n")
     c.send(b"BDAT 9 LAST\r\nab\ncd\r\n\r\n")
     assert c.codes() == ["250 2.1.0", "250 2.1.5", "550 5.6.11"]
+
+
+def test_rfc_text_lines_accepted_even_with_small_command_limit(env: Env) -> None:
+    env.configure(max_line_length=512)
+    c = start_data(env)
+    c.send(b"Subject: a\r\n\r\n" + b"x" * 998 + b"\r\n.\r\n")
+    assert c.codes() == ["250 2.0.0"]
+    c.send(ENVELOPE.encode() + b"Subject: a\r\n\r\n" + b"x" * 999 + b"\r\n")
+    assert c.codes() == ["250 2.1.0", "250 2.1.5", "354", "554 5.6.0"]
