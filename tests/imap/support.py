@@ -118,6 +118,17 @@ def deliver(
     return int(box.append(io.BytesIO(data), flags))
 
 
+def fill(ctx: ServerContext, n: int, address: str = USER) -> None:
+    """``n`` messages written straight into ``new/`` (like an outside MDA, no
+    fsync per message), then one sync assigns UIDs 1..n in order."""
+    account = ctx.store.account(address)
+    account.ensure_created()
+    new = ctx.store.account_path(address) / "new"  # type: ignore[attr-defined]
+    for i in range(n):
+        (new / f"{1700000000 + i}.M{i}P1.fill").write_bytes(message(i))
+    account.open("INBOX").sync()
+
+
 def message(n: int, body: bytes = b"") -> bytes:
     return (
         b"From: a@example.test\r\nTo: b@example.test\r\nSubject: message %d\r\n"

@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from tests.imap.support import Client, add_user, deliver, make_context, message
+from tests.imap.support import Client, add_user, fill, make_context
 
 
 class ManualRunner:
@@ -34,8 +34,7 @@ class ManualRunner:
 def setup(tmp_path: Path, n: int) -> tuple[Client, ManualRunner]:
     ctx = make_context(tmp_path)
     add_user(ctx)
-    for i in range(n):
-        deliver(ctx, message(i))
+    fill(ctx, n)
     c = Client(ctx)
     c.login()
     c.ok("SELECT INBOX")
@@ -83,3 +82,16 @@ def test_search_runs_in_batches(tmp_path: Path) -> None:
     assert calls >= 3  # 250 messages in batches of 200, then the sync
     expected = b"* SEARCH 25 " + b" ".join(b"%d" % i for i in range(241, 251)) + b"\r\n"
     assert out.startswith(expected)
+
+
+def test_fetch_stops_when_the_client_goes_away(tmp_path: Path) -> None:
+    from twisted.internet.error import ConnectionLost
+    from twisted.python.failure import Failure
+
+    c, runner = setup(tmp_path, 250)
+    c.cmd("FETCH 1:* BODY.PEEK[]")
+    runner.step()
+    c.proto.connectionLost(Failure(ConnectionLost()))
+    runner.drain()
+    assert runner.pending == []
+    assert c.read().count(b" FETCH (") == 100  # no further batch was rendered

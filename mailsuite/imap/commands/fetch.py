@@ -107,6 +107,8 @@ async def _run(
     failed: str | None = None
     try:
         for batch in _batches(view, targets, heavy):
+            if s.disconnecting or s.view is not view:
+                return missing, failed  # the connection went away
             items = [(seq, uid, view.flags(uid), view.info[uid]) for seq, uid in batch]
             data, changed, gone, code = await s.run(
                 _render_batch, view.mailbox, items, atts, set_seen

@@ -71,7 +71,10 @@ async def _run(
     size: int,
 ) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
+    view = s.view
     for i in range(0, len(candidates), size):
+        if s.disconnecting or s.view is not view:
+            break  # the connection went away
         part = candidates[i : i + size]
         found.extend(await s.run(_match_batch, mailbox, part, tree, maxima))
     return found
