@@ -88,9 +88,7 @@ def build_context(config: Config, reactor: Any) -> ServerContext:
 def make_factory(context: ServerContext, role: str) -> Any:
     """The protocol factory for ``role``, TLS-wrapped for implicit-TLS roles."""
     module, implicit_tls = ROLES[role]
-    factory: Any = importlib.import_module(module).make_factory(
-        context, role, implicit_tls
-    )
+    factory: Any = importlib.import_module(module).make_factory(context, role, implicit_tls)
     if implicit_tls:
         factory = TLSMemoryBIOFactory(context.tls.server_options(), False, factory)
     return factory
