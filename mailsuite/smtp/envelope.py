@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from mailsuite.config import UsersConfig
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import Directory, Resolution
 from mailsuite.smtp import replies
@@ -36,7 +37,7 @@ from mailsuite.smtp.params import MailParams, parse_mail_params, parse_rcpt_para
 from mailsuite.smtp.replies import Refused
 from mailsuite.smtp.states import State
 from mailsuite.smtp.transaction import Transaction
-from mailsuite.users.addresses import normalise
+from mailsuite.users.addresses import normalise, strip_subaddress
 
 if TYPE_CHECKING:
     from mailsuite.smtp.session import SMTPSession
@@ -76,11 +77,7 @@ def cmd_mail(session: SMTPSession, args: str) -> defer.Deferred[Any] | None:
     assert session.user is not None
     context = session.context
     d = context.runner.run(
-        _sender_owned,
-        context.directory,
-        session.user.address,
-        path.mailbox,
-        context.config.users.localpart_case_sensitive,
+        _sender_owned, context.directory, session.user.address, path.mailbox, context.config.users
     )
     d.addCallbacks(_sender_checked, _lookup_failed, (session, path, params), None, (session,))
     return d  # type: ignore[no-any-return]
@@ -92,19 +89,29 @@ def _start(session: SMTPSession, path: Path, params: MailParams) -> None:
     session.reply(replies.SENDER_OK)
 
 
-def _sender_owned(directory: Directory, user: str, sender: str, case_sensitive: bool) -> bool:
-    """Blocking: is ``sender`` one of ``user``'s addresses (normalised compare)?"""
+def _sender_owned(directory: Directory, user: str, sender: str, config: UsersConfig) -> bool:
+    """Blocking: is ``sender`` one of ``user``'s addresses (normalised compare)?
+
+    ``user+tag@domain`` (RFC 5233 subaddress) counts as ``user@domain``.
+    Catch-all aliases (``@domain``) do not make every address of the domain
+    the user's own: that would let one user send as another.
+    """
+    case_sensitive = config.localpart_case_sensitive
     try:
-        wanted = normalise(sender, case_sensitive)
+        wanted = {normalise(sender, case_sensitive)}
     except MailError:
         return False
+    local, _, domain = next(iter(wanted)).rpartition("@")
+    base = strip_subaddress(local, config.subaddress_separator)
+    if base is not None:
+        wanted.add(f"{base}@{domain}")
     owned = set()
     for address in directory.sender_addresses(user):
         try:
             owned.add(normalise(address, case_sensitive))
         except MailError:
             continue
-    return wanted in owned
+    return bool(wanted & owned)
 
 
 def _sender_checked(owned: bool, session: SMTPSession, path: Path, params: MailParams) -> None:

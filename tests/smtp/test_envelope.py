@@ -229,6 +229,10 @@ def test_sender_policy_own(env: Env) -> None:
     assert c.cmd("MAIL FROM:<>").startswith("553 5.7.1")
     assert c.cmd("MAIL FROM:<Sales@EXAMPLE.test>").startswith("250")
     c.cmd("RSET")
+    assert c.cmd("MAIL FROM:<alice+lists@example.test>").startswith("250")
+    c.cmd("RSET")
+    assert c.cmd("MAIL FROM:<bob+alice@example.test>").startswith("553 5.7.1")
+    c.cmd("RSET")
     assert c.cmd("MAIL FROM:<alice@example.test>").startswith("250")
 
 
