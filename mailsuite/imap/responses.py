@@ -83,11 +83,19 @@ def flag_list(flags: Iterable[str]) -> str:
     return "(" + " ".join(sorted(flags, key=_flag_order)) + ")"
 
 
-_SYSTEM_ORDER = {"\\Answered": 0, "\\Flagged": 1, "\\Deleted": 2, "\\Seen": 3, "\\Draft": 4}
+_SYSTEM_ORDER = {
+    "\\Answered": 0,
+    "\\Flagged": 1,
+    "\\Deleted": 2,
+    "\\Seen": 3,
+    "\\Draft": 4,
+    "\\Recent": 5,
+}
 
 
 def _flag_order(flag: str) -> tuple[int, str]:
-    return (_SYSTEM_ORDER.get(flag, 5), flag)
+    """System flags in Dovecot's order, then \\Recent, then keywords."""
+    return (_SYSTEM_ORDER.get(flag, 6), flag)
 
 
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

@@ -20,7 +20,8 @@ thread.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mailsuite.imap import responses
@@ -28,6 +29,32 @@ from mailsuite.imap.parser import ParseError, SequenceSet
 from mailsuite.interfaces import MessageInfo
 
 RECENT = "\\Recent"
+
+
+class RecentTracker:
+    """Which session first saw a message: ``\\Recent`` (RFC 3501 §2.3.2).
+
+    One per server process (kept in ``context.extras``, not a module
+    global): per (account, folder, UIDVALIDITY) the highest UID some session
+    has already been told about.  A message above it is recent to the first
+    read-write session that sees it, which claims it.  Sessions in *other*
+    processes do not share this, so there a message may be recent in one
+    session per process -- \\Recent is advisory (and gone in IMAP4rev2).
+    Thread-safe: claims happen in pool threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str, int], int] = {}
+
+    def claim(self, key: tuple[str, str, int], uids: Sequence[int], take: bool) -> set[int]:
+        """The UIDs of ``uids`` nobody was told about; ``take`` makes them ours."""
+        with self._lock:
+            high = self._seen.get(key, 0)
+            fresh = {u for u in uids if u > high}
+            if take and fresh:
+                self._seen[key] = max(fresh)
+            return fresh
 
 
 class SelectedView:
@@ -44,6 +71,7 @@ class SelectedView:
         readonly: bool,
         messages: Sequence[MessageInfo],
         recent: Iterable[int] = (),
+        claim: Callable[[Sequence[int]], set[int]] | None = None,
     ) -> None:
         self.name = name
         self.mailbox = mailbox
@@ -53,6 +81,7 @@ class SelectedView:
             self.uids.sort()
         self.info: dict[int, MessageInfo] = {m.uid: m for m in messages}
         self.recent: set[int] = set(recent) & self.info.keys()
+        self.claim = claim  # decides which new messages are \\Recent here
         self.pending_expunge: set[int] = set()
         self.pending_flags: set[int] = set()
         self.exists_sent = len(self.uids)
@@ -102,7 +131,7 @@ class SelectedView:
         return self.select_uids(seqset) if by_uid else self.select_seqs(seqset)
 
     # -- changes -----------------------------------------------------------------
-    def apply(self, messages: Sequence[MessageInfo], new_are_recent: bool = True) -> None:
+    def apply(self, messages: Sequence[MessageInfo]) -> None:
         """Merge a fresh storage listing: new UIDs, vanished UIDs, changed flags.
 
         Vanished messages stay in the sequence until :meth:`updates` may
@@ -129,8 +158,7 @@ class SelectedView:
                 self.uids = sorted(set(self.uids).union(added))
             else:
                 self.uids.extend(added)
-            if new_are_recent:
-                self.recent.update(added)
+            self.recent.update(self.claim(added) if self.claim is not None else added)
 
     def note_flags(self, changed: dict[int, frozenset[str]]) -> None:
         """Flags this session set itself (STORE, \\Seen by FETCH); no update pending."""

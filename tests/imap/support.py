@@ -138,6 +138,14 @@ def message(n: int, body: bytes = b"") -> bytes:
     )
 
 
+def claim_recent(ctx: ServerContext, folder: str = "INBOX") -> None:
+    """A session selects ``folder`` and leaves: later sessions see no \\Recent."""
+    c = Client(ctx)
+    c.login()
+    c.ok(f"SELECT {folder}")
+    c.ok("LOGOUT")
+
+
 class Client:
     """An IMAPSession on a StringTransport; ``cmd`` returns what the server wrote."""
 

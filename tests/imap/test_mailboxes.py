@@ -146,7 +146,7 @@ def test_examine_is_read_only(tmp_path: Path) -> None:
     c.ok("CLOSE")
     c.ok("SELECT INBOX")
     out = c.ok("FETCH 1 FLAGS")
-    assert b"FLAGS ()" in out
+    assert b"FLAGS (\\Recent)" in out  # EXAMINE left \Recent for this SELECT
 
 
 def test_keywords_visible_after_reselect(tmp_path: Path) -> None:
@@ -155,4 +155,23 @@ def test_keywords_visible_after_reselect(tmp_path: Path) -> None:
     c.raw(b"b APPEND INBOX (\\Seen $Work) {%d+}\r\n" % len(msg) + msg + b"\r\n")
     out = c.ok("SELECT INBOX")
     assert b"$Work" in out
-    assert b"FLAGS (\\Seen $Work)" in c.ok("FETCH 1 FLAGS")
+    assert b"FLAGS (\\Seen \\Recent $Work)" in c.ok("FETCH 1 FLAGS")
+
+
+def test_recent_belongs_to_the_first_session(tmp_path: Path) -> None:
+    c = client(tmp_path)
+    deliver(c.ctx, message(1))
+    deliver(c.ctx, message(2))
+    out = c.ok("EXAMINE INBOX")  # read-only: sees \Recent, does not take it
+    assert b"* 2 RECENT" in out
+    out = c.ok("SELECT INBOX")
+    assert b"* 2 RECENT" in out
+    assert b"FLAGS (\\Recent)" in c.ok("FETCH 1 FLAGS")
+    other = Client(c.ctx)
+    other.login()
+    assert b"* 0 RECENT" in other.ok("SELECT INBOX")
+    deliver(c.ctx, message(3))  # both sessions hear of it: recent in exactly one
+    assert b"* 3 EXISTS\r\n* 3 RECENT\r\n" in c.ok("NOOP")  # c syncs first: claims it
+    assert b"* 3 EXISTS\r\n* 0 RECENT\r\n" in other.ok("NOOP")
+    assert b"* SEARCH 1 2 3\r\n" in c.ok("SEARCH NEW")
+    assert b"* SEARCH\r\n" in other.ok("SEARCH RECENT")

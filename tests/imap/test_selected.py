@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.imap.support import Client, add_user, deliver, make_context, message
+from tests.imap.support import Client, add_user, claim_recent, deliver, make_context, message
 
 
 def selected(tmp_path: Path, n: int = 3) -> Client:
@@ -13,6 +13,7 @@ def selected(tmp_path: Path, n: int = 3) -> Client:
     add_user(ctx)
     for i in range(1, n + 1):
         deliver(ctx, message(i))
+    claim_recent(ctx)
     c = Client(ctx)
     c.login()
     c.ok("SELECT INBOX")

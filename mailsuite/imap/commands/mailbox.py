@@ -8,6 +8,7 @@ delimiter); the storage validates them and raises ``BAD_NAME``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailsuite.errors import ErrorKind, MailError
@@ -16,7 +17,7 @@ from mailsuite.imap.args import mailbox_name
 from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, State, no, ok
 from mailsuite.imap.commands import append, listing
 from mailsuite.imap.parser import ParseError, expect_count
-from mailsuite.imap.selected import SelectedView
+from mailsuite.imap.selected import RecentTracker, SelectedView
 from mailsuite.interfaces import SYSTEM_FLAGS
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ def _open(s: IMAPSession, req: Request, readonly: bool) -> Any:
     name = mailbox_name(req.args[0])
     s.view = None  # the previous mailbox is closed without expunge (§6.3.1)
     s.state = State.AUTHENTICATED
-    d = s.run(_open_view, s.account, name, readonly)
+    tracker = s.context.extras.setdefault("imap.recent", RecentTracker())
+    d = s.run(_open_view, s.account, name, readonly, tracker)
 
     def opened(found: tuple[SelectedView, list[str], int, int]) -> Result:
         view, keywords, unseen, uidnext = found
@@ -64,15 +66,24 @@ def _open(s: IMAPSession, req: Request, readonly: bool) -> Any:
 
 
 def _open_view(
-    account: Any, name: str, readonly: bool
+    account: Any, name: str, readonly: bool, tracker: RecentTracker
 ) -> tuple[SelectedView, list[str], int, int]:
     """Pool thread: open and sync a folder and build the view (O(n) work stays
-    off the reactor); (view, keywords in use, first unseen seq, uidnext)."""
+    off the reactor); (view, keywords in use, first unseen seq, uidnext).
+
+    ``\\Recent``: messages no session was told about are recent here; SELECT
+    claims them, EXAMINE leaves them for a read-write session (RFC 3501 §2.3.2).
+    """
     mailbox = account.open(name)
-    result = mailbox.sync()
+    mailbox.sync()
     messages = list(mailbox.messages())
-    recent = set(result.added) if len(result.added) < len(messages) else set()
-    view = SelectedView(name, mailbox, readonly, messages, recent)
+    key = (account.address, name, mailbox.uidvalidity)
+
+    def claim(uids: Sequence[int]) -> set[int]:
+        return tracker.claim(key, uids, take=not readonly)
+
+    recent = claim([m.uid for m in messages])
+    view = SelectedView(name, mailbox, readonly, messages, recent, claim)
     keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
     unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
     return view, keywords, unseen, mailbox.uidnext()
