@@ -162,6 +162,7 @@ def test_recent_belongs_to_the_first_session(tmp_path: Path) -> None:
     c = client(tmp_path)
     deliver(c.ctx, message(1))
     deliver(c.ctx, message(2))
+    assert b"(RECENT 2)" in c.ok("STATUS INBOX (RECENT)")
     out = c.ok("EXAMINE INBOX")  # read-only: sees \Recent, does not take it
     assert b"* 2 RECENT" in out
     out = c.ok("SELECT INBOX")

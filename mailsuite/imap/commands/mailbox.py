@@ -163,7 +163,8 @@ def status(s: IMAPSession, req: Request) -> Any:
         if not isinstance(item, str) or item.upper() not in _STATUS_ITEMS:
             raise ParseError("Unknown STATUS item")
         wanted.append(item.upper())
-    d = s.run(_status_values, s.account, name)
+    tracker = s.context.extras.setdefault("imap.recent", RecentTracker())
+    d = s.run(_status_values, s.account, name, tracker)
 
     def answer(values: dict[str, int]) -> Result:
         body = " ".join(f"{k} {values[k]}" for k in wanted)
@@ -173,13 +174,15 @@ def status(s: IMAPSession, req: Request) -> Any:
     return d.addCallback(answer)
 
 
-def _status_values(account: Any, name: str) -> dict[str, int]:
+def _status_values(account: Any, name: str, tracker: RecentTracker) -> dict[str, int]:
+    """Pool thread: the STATUS numbers (RECENT: messages no session has seen)."""
     mailbox = account.open(name)
     mailbox.sync()
     messages = mailbox.messages()
+    key = (account.address, name, mailbox.uidvalidity)
     return {
         "MESSAGES": len(messages),
-        "RECENT": 0,
+        "RECENT": len(tracker.claim(key, [m.uid for m in messages], take=False)),
         "UIDNEXT": mailbox.uidnext(),
         "UIDVALIDITY": mailbox.uidvalidity,
         "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
