@@ -4,10 +4,10 @@ waiting), bounded memory (input buffer and pending command bounded)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,9 +109,8 @@ _chunks = st.lists(st.one_of(_line(), st.binary(max_size=40)), min_size=1, max_s
 
 
 class Env:
-    def __init__(self) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="imapfuzz"))
-        self.ctx = make_context(self.tmp)
+    def __init__(self, tmp: Path) -> None:
+        self.ctx = make_context(tmp)
         add_user(self.ctx)
         for i in range(3):
             deliver(self.ctx, message(i))
@@ -127,14 +126,9 @@ class Env:
         return c
 
 
-_env: Env | None = None
-
-
-def env() -> Env:
-    global _env
-    if _env is None:
-        _env = Env()
-    return _env
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    return Env(tmp_path_factory.mktemp("imapfuzz"))
 
 
 def _check(c: Client, chunks: list[bytes]) -> None:
@@ -151,24 +145,23 @@ def _check(c: Client, chunks: list[bytes]) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_chunks)
-def test_fuzz_authenticated_session(chunks: list[bytes]) -> None:
-    e = env()
-    c = e.client(login=True)
+def test_fuzz_authenticated_session(env: Env, chunks: list[bytes]) -> None:
+    c = env.client(login=True)
     _check(c, chunks)
     c.proto.connectionLost()
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_chunks)
-def test_fuzz_unauthenticated_session(chunks: list[bytes]) -> None:
-    c = env().client(login=False)
+def test_fuzz_unauthenticated_session(env: Env, chunks: list[bytes]) -> None:
+    c = env.client(login=False)
     _check(c, chunks)
     c.proto.connectionLost()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.binary(min_size=1, max_size=3000))
-def test_fuzz_random_bytes(data: bytes) -> None:
-    c = env().client(login=True)
+def test_fuzz_random_bytes(env: Env, data: bytes) -> None:
+    c = env.client(login=True)
     _check(c, [data, b"\r\n"])
     c.proto.connectionLost()
