@@ -481,11 +481,16 @@ def _pass_after(result: Any, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _quota_left(directory: Any, account: Any, address: str) -> int | None:
-    """Pool thread: bytes left under the user's quota (None = unlimited)."""
+    """Pool thread: bytes the user may still store (None = unlimited; 0 when
+    the message-count quota is reached)."""
     user = directory.get_user(address)
-    if user is None or not user.quota_bytes:
+    if user is None or not (user.quota_bytes or user.quota_messages):
         return None
-    used, _ = account.usage()
+    used, count = account.usage()
+    if user.quota_messages and count >= user.quota_messages:
+        return 0
+    if not user.quota_bytes:
+        return None
     return max(0, int(user.quota_bytes) - int(used))
 
 

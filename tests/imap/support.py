@@ -94,14 +94,20 @@ def make_context(tmp: Path, tls: bool = True, **kw: Any) -> ServerContext:
 
 
 def add_user(
-    ctx: ServerContext, address: str = USER, password: str = PASSWORD, quota_bytes: int = 0
+    ctx: ServerContext,
+    address: str = USER,
+    password: str = PASSWORD,
+    quota_bytes: int = 0,
+    quota_messages: int = 0,
 ) -> None:
     directory: Any = ctx.directory
     auth: Any = ctx.auth
     domain = address.rsplit("@", 1)[1]
     if not directory.is_local_domain(domain):
         directory.add_domain(domain)
-    directory.add_user(address, auth.hasher.hash(password), quota_bytes=quota_bytes)
+    directory.add_user(
+        address, auth.hasher.hash(password), quota_bytes=quota_bytes, quota_messages=quota_messages
+    )
 
 
 def deliver(

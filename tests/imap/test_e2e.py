@@ -273,3 +273,23 @@ SyncState *
         assert data == [b"1"]
     finally:
         m.logout()
+
+
+def test_large_fetch_over_tls(server: ServerProcess, user: str) -> None:
+    """Several MB in one FETCH: written in batches, paused and resumed by the
+    TLS transport while the client reads; every byte arrives."""
+    bodies = []
+    for i in range(24):
+        body = b"".join(b"%d line %06d with some padding text\r\n" % (i, j) for j in range(6000))
+        bodies.append(b"Subject: big %d\r\n\r\n" % i + body)
+        deliver_from_outside(server, user, bodies[-1])
+    m = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=tls_context())
+    try:
+        m.login(user, PASSWORD)
+        m.select("INBOX", readonly=True)
+        typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+        assert typ == "OK"
+        got = [item[1] for item in data if isinstance(item, tuple)]
+        assert got == bodies
+    finally:
+        m.logout()

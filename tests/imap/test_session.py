@@ -213,6 +213,15 @@ def test_append_quota_checked_before_continuation(tmp_path: Path) -> None:
     assert out == b"a NO [OVERQUOTA] Quota exceeded\r\n"
 
 
+def test_append_message_count_quota(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    add_user(ctx, quota_messages=1)
+    c = Client(ctx)
+    c.login()
+    assert c.raw(b"a APPEND INBOX {7+}\r\nHi: x\r\n\r\n").startswith(b"a OK")
+    assert c.raw(b"b APPEND INBOX {7}\r\n") == b"b NO [OVERQUOTA] Quota exceeded\r\n"
+
+
 def test_timeouts(tmp_path: Path) -> None:
     ctx = ctx_user(tmp_path)
     c = Client(ctx)
