@@ -91,13 +91,15 @@ def wait_exists(c: ImapClient, timeout: float) -> float | None:
     """Seconds until an ``* n EXISTS`` line arrives (None: not within ``timeout``)."""
     start = time.perf_counter()
     deadline = start + timeout
+    poller = select.poll()  # select() cannot watch descriptors above 1023
+    poller.register(c.sock, select.POLLIN)
     while time.perf_counter() < deadline:
         while b"\r\n" in c.buf:
             line = c.read_line()
             if line.startswith(b"* ") and line.endswith(b" EXISTS"):
                 return time.perf_counter() - start
-        ready, _, _ = select.select([c.sock], [], [], max(0.0, deadline - time.perf_counter()))
-        if ready:
+        left_ms = max(0, int((deadline - time.perf_counter()) * 1000))
+        if poller.poll(left_ms):
             c._recv()
     return None
 
