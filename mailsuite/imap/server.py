@@ -1,37 +1,27 @@
-"""The IMAP4rev1 server session (RFC 3501) on :class:`LineProtocol`.
+"""The IMAP4rev1 server session (RFC 3501) and its listener factory.
 
-Input handling:
-
-* A command is a line, plus -- when a line ends in ``{n}``, ``{n+}`` or
-  ``~{n}`` -- a literal of ``n`` bytes and another line, and so on
-  (RFC 3501 §4.3, RFC 7888 LITERAL+, RFC 3516 literal8).  Before a
-  synchronising literal the size is checked (``imap.max_literal_size``;
-  ``imap.max_unauth_literal_size`` before login; for APPEND also the quota)
-  and only then is ``+`` sent.  A refused non-synchronising literal is read
-  and discarded, then the command is answered: never executed, never
-  buffered without bound.
-* The whole command is tokenized (:mod:`mailsuite.imap.parser`) and
-  dispatched through :data:`COMMANDS`, the explicit table of commands and
-  the states in which each is allowed.
-* Lines over ``imap.max_line_length`` are answered ``* BAD`` and skipped;
-  the connection stays usable.
+Command assembly (lines, literals, limits, spooling) is
+:class:`mailsuite.imap.reader.CommandReader`; this module tokenizes each
+complete command and dispatches it through :data:`COMMANDS`, the explicit
+table of commands and the states in which each is allowed.
 
 Output after every command (RFC 3501 §7): the selected mailbox is synced
 through the runner, pending EXISTS/RECENT/FETCH-FLAGS updates are sent, and
 EXPUNGE too unless the command was FETCH, STORE or SEARCH; then the tagged
 line.
 
-Connection ids appear on every log line; passwords and AUTHENTICATE data
-are never logged.
+Limits: lines of ``imap.max_line_length`` after login, 8 KiB before;
+literals of ``imap.max_literal_size`` / ``imap.max_unauth_literal_size``;
+timeouts ``imap.timeout_unauthenticated`` / ``timeout_authenticated``
+(IDLE keeps the session).  Connection ids appear on every log line;
+passwords and AUTHENTICATE data are never logged.
 """
 
 from __future__ import annotations
 
-import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -50,10 +40,11 @@ from mailsuite.imap.commands import any as any_cmds
 from mailsuite.imap.commands import auth as auth_cmds
 from mailsuite.imap.commands import mailbox as mailbox_cmds
 from mailsuite.imap.commands import selected as selected_cmds
-from mailsuite.imap.parser import FileLiteral, ParseError, literal_at_end, tokenize
+from mailsuite.imap.parser import ParseError, tokenize
+from mailsuite.imap.reader import TAG_RE, CommandReader, guess_tag
 from mailsuite.imap.selected import SelectedView
 from mailsuite.interfaces import MailboxChange
-from mailsuite.protocol.lines import LineFactory, LineProtocol
+from mailsuite.protocol.lines import LineFactory
 from mailsuite.users import sasl
 
 #: The command table: name -> Command (handler and allowed states).
@@ -68,10 +59,6 @@ COMMANDS: dict[str, Command] = {
 }
 
 _UNAUTH_LINE_LIMIT = 8192
-_TAG_RE = re.compile(r'^[^\x00-\x20\x7f-\uffff(){%*"\\+]{1,64}$')
-_HEAD_RE = re.compile(rb"^(\S+) +(?:(?i:UID) +)?(\S+)")
-#: APPEND literals larger than this go to a spool file, not memory
-SPOOL_THRESHOLD = 256 * 1024
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE")
 AUTH_CAPS = (
@@ -85,7 +72,7 @@ AUTH_CAPS = (
 )
 
 
-class IMAPSession(LineProtocol):
+class IMAPSession(CommandReader):
     """One IMAP connection.  ``factory`` is an :class:`IMAPFactory`."""
 
     factory: IMAPFactory
@@ -97,20 +84,7 @@ class IMAPSession(LineProtocol):
         self.account: Any = None
         self.view: SelectedView | None = None
         self.enabled: set[str] = set()
-        # a command reading client lines itself (AUTHENTICATE, IDLE); it gets
-        # None for a line over the length limit
-        self.line_hook: Callable[[bytes | None], Any] | None = None
-        self.idle: Any = None  # commands.selected.Idle while IDLE runs
-        self._fragments: list[bytes] = []
-        self._cmd_size = 0
-        self._literal: bytearray | None = None
-        self._literal_left = 0
-        self._literal_size = 0
-        self._literal_binary = False
-        self._spool: Any = None  # temporary file receiving a large APPEND literal
-        self._cmd_tag = ""
-        self._refused: Result | None = None  # a command being read only to be refused
-        self._refused_tag = ""
+        self.idle: Any = None  # commands.idle.Idle while IDLE runs
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- helpers for command modules --------------------------------------------
@@ -164,7 +138,7 @@ class IMAPSession(LineProtocol):
 
     def connection_ended(self, reason: Failure) -> None:
         self.state = State.LOGOUT
-        self._reset_command()
+        self.reset_command()
         if self.idle is not None:
             self.idle.stop()
             self.idle = None
@@ -204,144 +178,19 @@ class IMAPSession(LineProtocol):
             if self.idle is not None:
                 self.idle.poke()
 
-    # -- input ------------------------------------------------------------------
-    def line_received(self, line: bytes) -> Any:
-        if self.line_hook is not None and not self._fragments:
-            return self.line_hook(line)
-        self._fragments.append(line)
-        self._cmd_size += len(line)
-        announcement = literal_at_end(line)
-        if announcement is None:
-            return self._command_complete()
-        return self._literal_announced(
-            announcement.size, announcement.non_sync, announcement.binary
-        )
-
-    def line_too_long(self) -> Any:
-        if self.line_hook is not None and not self._fragments:
-            return self.line_hook(None)
-        first = self._fragments[0] if self._fragments else self.long_line_head
-        tag = self._refused_tag or _guess_tag(first)
-        self._reset_command()
-        self.log.info("{cid} command line too long", cid=self.conn_id)
-        self.send_line(f"{tag or '*'} BAD [TOOBIG] Command line too long")
-        return None
-
-    def _literal_limit(self) -> int:
+    # -- CommandReader hooks ----------------------------------------------------
+    def literal_limit(self) -> int:
         if self.state is State.NOT_AUTHENTICATED:
             return int(self.config.max_unauth_literal_size)
         return int(self.config.max_literal_size)
 
-    def _literal_announced(self, size: int, non_sync: bool, binary: bool) -> Any:
-        head = _HEAD_RE.match(self._fragments[0])
-        tag = self._cmd_tag = _guess_tag(self._fragments[0])
-        command = head.group(2).upper() if head else b""
-        limit = self._literal_limit()
-        refusal: Result | None = None
-        if self._cmd_size + size > limit + self.max_line_length * 4 or size > limit:
-            refusal = Result("NO" if tag else "BAD", "Literal too big", "TOOBIG")
-        spool = command == b"APPEND" and size > SPOOL_THRESHOLD
-        if refusal is None and self._refused is None and command == b"APPEND" and self.account:
-            d = self.run(_quota_left, self.context.directory, self.account, self.user.address)
-            d.addCallback(self._after_quota, size, non_sync, binary, spool)
-            return d
-        return self._accept_literal(size, non_sync, binary, spool, refusal)
-
-    def _after_quota(
-        self, left: int | None, size: int, non_sync: bool, binary: bool, spool: bool
-    ) -> Any:
-        refusal = None
-        if left is not None and size > left:
-            refusal = Result("NO", "Quota exceeded", "OVERQUOTA")
-        return self._accept_literal(size, non_sync, binary, spool, refusal)
-
-    def _accept_literal(
-        self, size: int, non_sync: bool, binary: bool, spool: bool, refusal: Result | None
-    ) -> Any:
-        """Refuse, or read the literal (into memory, or a spool file for big APPENDs)."""
-        if refusal is not None and self._refused is None:
-            if not non_sync:
-                tag = self._cmd_tag
-                self._reset_command()
-                self.send_line(refusal.render(tag or "*"))
-                return None
-            self._refused, self._refused_tag = refusal, self._cmd_tag
-        self._literal_binary = binary
-        if spool and self._refused is None:
-            d = self.run(_open_spool, Path(self.context.config.server.data_dir) / "spool" / "imap")
-            d.addCallback(self._start_literal, size, non_sync)
-            return d
-        self._start_literal(None, size, non_sync)
-        return None
-
-    def _start_literal(self, spool: Any, size: int, non_sync: bool) -> None:
-        if self.disconnecting:
-            if spool is not None:
-                spool.close()
-            return
-        if not non_sync:
-            self.send_line("+ Ready for literal data")
-        self._cmd_size += size
-        self._spool = spool
-        self._literal = bytearray() if self._refused is None and spool is None else None
-        self._literal_left = self._literal_size = size
-        if size == 0:
-            self._literal_done()
-        else:
-            self.set_raw_mode(size)
-
-    def raw_data_received(self, data: bytes) -> Any:
-        self._literal_left -= len(data)
-        if self._spool is not None and self._refused is None:
-            if not self._literal_binary and b"\0" in data:
-                self._refused, self._refused_tag = Result("BAD", "NUL in literal"), self._cmd_tag
-            else:
-                d = self.run(self._spool.write, data)
-                if self._literal_left <= 0:
-                    d.addCallback(lambda _: self._literal_done())
-                return d
-        elif self._literal is not None:
-            self._literal += data
-        if self._literal_left <= 0:
-            self._literal_done()
-        return None
-
-    def _literal_done(self) -> None:
-        if self._spool is not None and self._refused is None:
-            self._spool.seek(0)
-            self._fragments.append(FileLiteral(self._spool, self._literal_size))
-            self._spool = None
-            return
-        self._fragments.append(bytes(self._literal) if self._literal is not None else b"")
-        self._literal = None
-
-    def _reset_command(self) -> None:
-        _close_spools(self._fragments, self._spool)
-        self._spool = None
-        self._fragments = []
-        self._cmd_size = 0
-        self._literal = None
-        self._refused = None
-        self._refused_tag = ""
-
-    def _command_complete(self) -> Any:
-        fragments = self._fragments
-        refused, refused_tag = self._refused, self._refused_tag
-        self._fragments = []  # the spool files are closed after the command
-        self._reset_command()
-        if refused is not None:
-            _close_spools(fragments, None)
-            self.send_line(refused.render(refused_tag or "*"))
+    def append_room(self) -> defer.Deferred[int | None] | None:
+        if self.account is None:
             return None
-        try:
-            result = self.execute(fragments)
-        except BaseException:
-            _close_spools(fragments, None)
-            raise
-        if isinstance(result, defer.Deferred):
-            return result.addBoth(_pass_after, _close_spools, fragments, None)
-        _close_spools(fragments, None)
-        return result
+        return self.run(_quota_left, self.context.directory, self.account, self.user.address)
+
+    def spool_directory(self) -> Path:
+        return Path(self.context.config.server.data_dir) / "spool" / "imap"
 
     # -- dispatch ---------------------------------------------------------------
     def execute(self, fragments: list[bytes]) -> Any:
@@ -349,10 +198,10 @@ class IMAPSession(LineProtocol):
         try:
             tokens = tokenize(fragments)
         except ParseError as e:
-            tag = _guess_tag(fragments[0])
+            tag = guess_tag(fragments[0])
             self.send_line(f"{tag or '*'} BAD {e}")
             return None
-        if not tokens or not isinstance(tokens[0], str) or not _TAG_RE.match(tokens[0]):
+        if not tokens or not isinstance(tokens[0], str) or not TAG_RE.match(tokens[0]):
             self.send_line("* BAD Invalid tag")
             return None
         tag = tokens[0]
@@ -460,26 +309,6 @@ def _sync_into(view: SelectedView, force: bool) -> None:
         view.apply(list(mailbox.messages()))
 
 
-def _open_spool(directory: Path) -> IO[bytes]:
-    """Pool thread: an anonymous temporary file under ``<data>/spool/imap``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryFile(dir=directory)
-
-
-def _close_spools(fragments: list[bytes], spool: Any) -> None:
-    """Close spool files (anonymous temporary files: closing frees the disk space)."""
-    for fragment in fragments:
-        if isinstance(fragment, FileLiteral):
-            fragment.file.close()
-    if spool is not None:
-        spool.close()
-
-
-def _pass_after(result: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    fn(*args)
-    return result
-
-
 def _quota_left(directory: Any, account: Any, address: str) -> int | None:
     """Pool thread: bytes the user may still store (None = unlimited; 0 when
     the message-count quota is reached)."""
@@ -492,15 +321,6 @@ def _quota_left(directory: Any, account: Any, address: str) -> int | None:
     if not user.quota_bytes:
         return None
     return max(0, int(user.quota_bytes) - int(used))
-
-
-def _guess_tag(line: bytes) -> str:
-    head = line.split(b" ", 1)[0]
-    try:
-        text = head.decode("ascii")
-    except UnicodeDecodeError:
-        return ""
-    return text if _TAG_RE.match(text) else ""
 
 
 def _same_folder(a: str, b: str) -> bool:
