@@ -163,6 +163,9 @@ def main() -> int:
         try:
             assert srv.proc is not None
             run(args, srv, srv.proc.pid, users, nofile)
+        except Exception:
+            print("server log (tail):\n" + srv.log()[-3000:], file=sys.stderr)
+            raise
         finally:
             srv.stop()
     return 0
