@@ -353,7 +353,7 @@ class MaildirMailbox:
         files: list[str] | None = None
         for uid in touched:
             pos = self._pos(uid)
-            tail = self._ms.tails.get(uid)
+            tail = self._ms.recorded_tail(uid)
             if pos is None or tail is None or uid in self._ms.expunged:
                 continue  # a removal: the next scan drops it
             name = snap.files[pos] if files is None else files[pos]
@@ -402,7 +402,7 @@ class MaildirMailbox:
             ms = self._ms
             if modseq < ms.base:
                 return list(self._snap.uids)
-            return sorted(u for u, m in ms.mods.items() if m > modseq and self._pos(u) is not None)
+            return sorted(u for u in ms.changed_uids(modseq) if self._pos(u) is not None)
 
     def expunged_since(self, modseq: int) -> tuple[list[int], bool]:
         """UIDs expunged at a modseq greater than ``modseq`` and whether the
@@ -734,10 +734,8 @@ class MaildirMailbox:
             self._save()
             if changed:
                 self._ctx.publish(self.name, "flags", changed)
-            ms = self._ms
-            return StoreResult(
-                {u: (fl, ms.modseq_of(u)) for u, fl in passed.items()}, changed, modified
-            )
+            get = self._ms.modseq_of
+            return StoreResult({u: (fl, get(u)) for u, fl in passed.items()}, changed, modified)
 
     def _store_locked(
         self, uids: Iterable[int], letters: set[str], mode: str, unchanged_since: int | None
@@ -760,6 +758,7 @@ class MaildirMailbox:
             modified.append(uid)
             return False
 
+        guard = None if unchanged_since is None else unchanged
         for uid in uids:
             pos = self._pos(uid)
             if pos is None:
@@ -767,7 +766,7 @@ class MaildirMailbox:
             if unchanged_since is not None and ms.modseq_of(uid) > unchanged_since:
                 modified.append(uid)
                 continue
-            name = self._rename_flags(files, pos, letters, mode, partial(unchanged, uid))
+            name = self._rename_flags(files, pos, letters, mode, guard and partial(guard, uid))
             if name is None:
                 continue
             if name != old_files[pos]:
@@ -778,7 +777,7 @@ class MaildirMailbox:
             passed[uid] = self._flags_of_name(name)
         if record:
             ms.record_locked(record, ())
-        if changed or files != old_files:
+        if changed or record:
             self._snap.files = files
             self._by_name = self._by_base = None
             self._dirty = True

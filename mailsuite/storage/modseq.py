@@ -77,6 +77,7 @@ import sys
 import uuid
 import zlib
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -136,17 +137,20 @@ def _u64(values: list[int]) -> bytes:
     return arr.tobytes()
 
 
-def _un64(data: bytes) -> list[int]:
+def _un64(data: bytes) -> array[int]:
     arr = array("Q")
     arr.frombytes(data)
     if sys.byteorder != "little":
         arr.byteswap()
-    return arr.tolist()
+    return arr
 
 
 class ModseqLog:
     """In-memory copy of one folder's ``mailsuite.modseq``, refreshed incrementally.
 
+    The compacted block stays in two ``array("Q")`` columns (16 bytes per
+    message; its tails are split only when a rename must be checked); text
+    records go into the :attr:`mods`/:attr:`tails` overlay dicts, which win.
     Not thread-safe: owned by one view, used under the view's lock.  Readers
     need no file lock; every method named ``*_locked`` needs
     :attr:`lock_path` held (``DotLock``) and a :meth:`refresh` under it.
@@ -167,6 +171,11 @@ class ModseqLog:
         self.mods: dict[int, int] = {}
         self.tails: dict[int, str] = {}
         self.expunged: dict[int, int] = {}
+        self._bu: array[int] = array("Q")  # block: UIDs ascending
+        self._bm: array[int] = array("Q")  # block: their modseqs
+        self._btails = b""
+        self._bt: list[str] | None = None
+        self._intern: dict[str, str] = {}
         self.sig: tuple[int, int, int] | None = None
         self._header = b""
         self._offset = self._block_end = 0
@@ -174,7 +183,37 @@ class ModseqLog:
 
     # ------------------------------------------------------------ reading
     def modseq_of(self, uid: int) -> int:
-        return self.mods.get(uid, self.base)
+        m = self.mods.get(uid)
+        if m is not None:
+            return m
+        bu = self._bu
+        i = bisect_left(bu, uid)
+        if i < len(bu) and bu[i] == uid:
+            return self._bm[i]
+        return self.base
+
+    def recorded_tail(self, uid: int) -> str | None:
+        """The name tail last logged for ``uid``, or None."""
+        tail = self.tails.get(uid)
+        if tail is not None:
+            return tail
+        bu = self._bu
+        i = bisect_left(bu, uid)
+        if i < len(bu) and bu[i] == uid:
+            return self._block_tails()[i]
+        return None
+
+    def _block_tails(self) -> list[str]:
+        if self._bt is None:
+            text = self._btails.decode("utf-8", "surrogateescape")
+            self._bt = text.split("\n")[: len(self._bu)]
+        return self._bt
+
+    def changed_uids(self, modseq: int) -> set[int]:
+        """UIDs with an entry above ``modseq`` (expunged ones included)."""
+        out = {u for u, m in self.mods.items() if m > modseq}
+        out.update(u for u, m in zip(self._bu, self._bm, strict=True) if m > modseq)
+        return out
 
     def stat_sig(self) -> tuple[int, int, int] | None:
         try:
@@ -223,15 +262,17 @@ class ModseqLog:
         )
 
     def _full_read(self, data: bytes) -> set[int] | None:
-        old_mods, old_x = self.mods, self.expunged
-        old_base, was_valid = self.base, self.valid
+        old = ModseqLog.__new__(ModseqLog)  # the previous state, for modseq_of only
+        old.mods, old._bu, old._bm = self.mods, self._bu, self._bm
+        old.base, old_x, was_valid = self.base, self.expunged, self.valid
         self._clear()
         self._parse_block(data)
         self._parse_records(data[self._block_end :], self._block_end)
         self.valid = True
-        if not was_valid or old_base != self.base:
+        if not was_valid or old.base != self.base:
             return None
-        touched = {u for u, m in self.mods.items() if old_mods.get(u) != m}
+        explicit = set(self.mods).union(self._bu)
+        touched = {u for u in explicit if old.modseq_of(u) != self.modseq_of(u)}
         touched.update(u for u in self.expunged if u not in old_x)
         return touched
 
@@ -262,15 +303,16 @@ class ModseqLog:
             raise CorruptLog("block checksum")
         uids, mods = _un64(block[: 8 * n]), _un64(block[8 * n : 16 * n])
         pos = 16 * n
-        tails = block[pos : pos + tlen].decode("utf-8", "surrogateescape").split("\n")[:n]
-        if len(tails) != n or not 0 < base <= highest <= MAX_MODSEQ or "V" not in h:
+        tails = block[pos : pos + tlen]
+        if tails.count(b"\n") != max(0, n - 1) or not 0 < base <= highest <= MAX_MODSEQ:
             raise CorruptLog("block content")
+        if "V" not in h:
+            raise CorruptLog("no UIDVALIDITY")
         self.uidvalidity, self.base, self.highest = h["V"], base, highest
         self.floor, self.created_uid = h.get("F", base), h.get("U", 0)
         pos += tlen
         xuids, xmods = _un64(block[pos : pos + 8 * e]), _un64(block[pos + 8 * e :])
-        self.mods = dict(zip(uids, mods, strict=True))
-        self.tails = dict(zip(uids, tails, strict=True))
+        self._bu, self._bm, self._btails = uids, mods, tails
         self.expunged = dict(zip(xuids, xmods, strict=True))
         self._header = data[: nl + 1]
         self._block_end = self._offset = end + 5
@@ -309,6 +351,7 @@ class ModseqLog:
 
     def _apply_change(self, modseq: int, uids: list[int], tail: str) -> None:
         self.highest = max(self.highest, modseq)
+        tail = self._intern.setdefault(tail, tail)
         for uid in uids:
             self.mods[uid] = modseq
             self.tails[uid] = tail
@@ -329,7 +372,7 @@ class ModseqLog:
         message new to the view)."""
         if uid in self.expunged:
             return False  # a file came back (restored backup): a new modseq
-        known = self.tails.get(uid)
+        known = self.recorded_tail(uid)
         if known is not None:
             return known == tail
         return not renamed and uid <= self.created_uid
@@ -400,7 +443,7 @@ class ModseqLog:
 
     def _needs_compaction(self, extra: int) -> bool:
         text = self._offset - self._block_end + extra
-        return text > COMPACT_MIN + self._block_end or len(self.expunged) > 2 * MAX_EXPUNGED
+        return text > COMPACT_MIN + self._block_end // 8 or len(self.expunged) > 2 * MAX_EXPUNGED
 
     def _append(self, data: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -424,15 +467,19 @@ class ModseqLog:
             cut = len(items) - MAX_EXPUNGED
             self.floor = max(self.floor, max(m for _, m in items[:cut]))
             self.expunged = dict(items[cut:])
+        mods = dict(zip(self._bu, self._bm, strict=True))
+        mods.update(self.mods)
+        all_tails = dict(zip(self._bu, self._block_tails(), strict=True))
+        all_tails.update(self.tails)
         for uid in self.expunged:
-            self.mods.pop(uid, None)
-            self.tails.pop(uid, None)
-        uids = sorted(self.mods)
-        tails = "\n".join(self.tails.get(u, "") for u in uids).encode("utf-8", "surrogateescape")
+            mods.pop(uid, None)
+        uids = sorted(mods)
+        tails = "\n".join(all_tails.get(u, "") for u in uids).encode("utf-8", "surrogateescape")
+        modseqs = [mods[u] for u in uids]
         block = b"".join(
             [
                 _u64(uids),
-                _u64([self.mods[u] for u in uids]),
+                _u64(modseqs),
                 tails,
                 _u64(list(self.expunged)),
                 _u64(list(self.expunged.values())),
@@ -447,6 +494,9 @@ class ModseqLog:
         data = header + block + tail
         atomic_write(self.path, data)
         st = os.stat(self.path)
+        self._bu, self._bm = array("Q", uids), array("Q", modseqs)
+        self._btails, self._bt = tails, None
+        self.mods, self.tails = {}, {}
         self._header = header
         self._block_end = self._offset = len(data)
         self._last_line = tail
