@@ -16,6 +16,9 @@ Contracts (DESIGN.md §2 "Storage"):
   uidlist unchanged) does no directory scan and no per-message ``stat``.
 * ``store_flags``, ``expunge``, ``append`` and ``copy_to`` publish a
   :class:`MailboxChange` to the hub (when one is given).
+* Mod-sequences (RFC 7162; API and file format in ``modseq.py``): stores
+  and expunges run under the ``mailsuite.modseq.lock`` dot-lock; the
+  uidlist lock may be taken inside it, never the other way round.
 * Errors: ``MailError`` NONEXISTENT (folder gone), EXPUNGED (``open_message``
   / ``structure`` of a removed message), OVER_QUOTA, IN_USE (lock timeout),
   BAD_INPUT (invalid flag, 27th keyword).

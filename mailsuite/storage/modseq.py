@@ -9,14 +9,22 @@ last ``sync()`` / own change):
   least every message's modseq and every remembered expunge's modseq.
 * ``modseq(uid) -> int`` — one message's modseq; raises EXPUNGED.
 * ``store_flags_conditional(uids, flags, mode, unchanged_since=None)
-  -> StoreResult`` — STORE with the UNCHANGEDSINCE modifier (§3.1.3): a
-  message whose modseq is > ``unchanged_since`` is not changed and listed in
-  ``modified``; all others are changed, and ``messages`` gives (flags, modseq)
-  of every existing message that passed (changed or not: the untagged FETCH
-  of §3.1.3 is due for all of them); ``changed`` lists those whose flags
-  changed.  One STORE gets one new modseq.  Setting a flag that is already
-  set changes nothing (no new modseq).  ``store_flags`` is the unconditional
-  form with its old return value.
+  -> StoreResult`` (``mailsuite.interfaces``) — STORE with the UNCHANGEDSINCE
+  modifier (§3.1.3): a message whose modseq is > ``unchanged_since`` is not
+  changed and listed in ``modified`` (ascending; the MODIFIED response code);
+  all others are changed, and ``messages`` gives (flags, modseq) of every
+  existing message that passed, changed or not (the untagged FETCH with
+  MODSEQ that §3.1.3 requires even for .SILENT); ``changed`` lists those
+  whose flags changed.  UIDs that do not exist are left out of all three.
+  One call gets one new modseq; setting a flag that is already set changes
+  nothing (no new modseq, §3.1).  ``unchanged_since=0`` always fails (every
+  modseq is positive).  For UIDs in ``modified`` the view already shows the
+  current flags and modseq (``messages()``/``modseq()``): send them
+  unsolicited (§3.1.3 example 6).  The avoidance of spurious MODIFIED for
+  +FLAGS/-FLAGS (§3.1.12) needs the client's cached flags, so it is the
+  IMAP layer's job (retry with the current modseq when the flags it touches
+  did not change).  ``store_flags`` is the unconditional form with its old
+  return value.
 * ``changed_since(modseq) -> list[int]`` — UIDs with modseq > ``modseq``
   (CHANGEDSINCE §3.1.4.1, SEARCH MODSEQ §3.1.5, QRESYNC §3.2.5).
 * ``expunged_since(modseq) -> (uids, complete)`` — UIDs expunged with a
@@ -26,13 +34,20 @@ last ``sync()`` / own change):
   report every UID of the client's range that no longer exists
   (§3.2.5.2, §5.1), which is always correct.
 
+All of these are per view and consistent with the view's ``messages()``: a
+view never shows a modseq newer than the flags it shows.  ``sync()``
+reports messages whose modseq someone else raised in
+``SyncResult.flags_changed`` (also when the flags look the same again).
+
 What raises a modseq: this view's ``store_flags*`` and ``expunge``; another
 view's or another process's changes (a flag rename in ``cur/`` seen by
 ``sync()`` that the log does not account for gets a new modseq, once, by
 whichever mailsuite view sees it first; Dovecot or ``mv`` count as other
 processes); ``append``/``copy_to`` and deliveries (a new UID gets a modseq
-when a view first sees it).  ``sync()`` reports messages whose modseq was
-raised by someone else in ``SyncResult.flags_changed``.
+when a view first sees it).  Limitation: a foreign rename of a message that
+was never changed since the log was created (it has the base modseq and no
+logged name) is missed if no view had a snapshot from before the rename
+(index deleted and no session open meanwhile).
 
 Storage: ``mailsuite.modseq`` in the folder directory.  It is NOT a cache
 (the index is): a header line, a binary block written by compaction, then
@@ -47,9 +62,12 @@ written atomically and durably)::
                                      their file name after the first ":"
     x <modseq> <uid-set>             the messages were expunged at <modseq>
 
-A message without an entry has the ``base`` modseq if its UID is <= ``U``
-(the folder's messages when the file was created), so an untouched folder
-costs nothing per message.  The recorded tail makes detection of foreign
+A message without an entry has the ``base`` modseq (``U``: the highest UID
+when the file was created; later UIDs are logged when first seen), so an
+untouched folder costs nothing per message; a changed one costs 16 bytes in
+memory once compacted (plus its tail, split only when needed).  The text
+part is compacted once it exceeds 64 KiB + 1/8 of the block, so reading it
+on open stays cheap.  The recorded tail makes detection of foreign
 renames idempotent across processes: a view records a change only when the
 name it sees differs from the recorded one.  ``floor``: expunges with a
 modseq <= floor may be forgotten (trimmed, or before the file existed).
@@ -61,12 +79,13 @@ recreated with a base that is higher than anything handed out before:
 account's ``mailsuite.modseq-ceiling`` file (beside ``dovecot-uidvalidity``;
 every modseq of the account's folders stays below it; raised by
 :data:`RESERVE` with a durable write about once a year) and ``hint`` is the
-highest modseq the view or the index snapshot remembers.  Only the loss of
-both files while the clock is set back could repeat a value.
+highest modseq the view or the index snapshot remembers.  Only losing the
+log, the ceiling file and the index together while the clock is set back
+could repeat a value.
 
-Locking order: the uidlist lock is never requested while this lock is held
-by the same thread in the other order (``_take_new`` may run under it; the
-uidlist lock is always released before this one is taken).
+Lock order: modseq lock, then uidlist lock (a sync under the modseq lock may
+move ``new/`` into ``cur/``); nothing asks for the modseq lock while holding
+the uidlist lock, so the two never deadlock.
 """
 
 from __future__ import annotations
@@ -90,6 +109,7 @@ MAX_EXPUNGED = 20_000
 COMPACT_MIN = 64 * 1024
 RESERVE = 366 * 86400 * 1_000_000
 MAX_MODSEQ = 2**63 - 1
+MAX_SET = 10_000_000  # more UIDs in one record than any folder holds: corrupt
 _MAGIC = "MSMODSEQ"
 
 
@@ -119,7 +139,7 @@ def parse_uids(text: str) -> list[int]:
         if not lo.isdigit() or (sep and not hi.isdigit()):
             raise CorruptLog(text)
         a, b = int(lo), int(hi) if sep else int(lo)
-        if b < a or b - a > 1 << 32:
+        if b < a or len(out) + b - a > MAX_SET:
             raise CorruptLog(text)
         out.extend(range(a, b + 1))
     return out
@@ -243,8 +263,8 @@ class ModseqLog:
                     touched = self._parse_records(f.read(), self._offset)
                 else:
                     touched = self._full_read(f.read())
-        except (CorruptLog, UnicodeDecodeError, struct.error, OverflowError):
-            self._clear()
+        except (ValueError, struct.error, OverflowError, MemoryError):
+            self._clear()  # CorruptLog, a bad number or UTF-8: not trustworthy
             return None
         self.sig = sig
         if self.uidvalidity != uidvalidity:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailsuite.delivery.agent import MaildirDeliveryAgent
 from mailsuite.interfaces import Envelope, LocalTarget
@@ -521,3 +523,42 @@ def test_restored_file_gets_a_new_modseq(inbox: MaildirMailbox, account: Maildir
     assert inbox.modseq(a) > mark
     assert inbox.expunged_since(mark - 1) == ([], True)
     assert account.open("INBOX").modseq(a) == inbox.modseq(a)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(min_value=0, max_value=400),
+    junk=st.binary(max_size=40),
+    flip=st.integers(min_value=0, max_value=400),
+)
+def test_damaged_log_is_rejected_or_read_never_crashes(
+    tmp_path: Path, cut: int, junk: bytes, flip: int
+) -> None:
+    folder = tmp_path / f"f{cut}-{flip}-{len(junk)}"
+    folder.mkdir(exist_ok=True)
+    log = modseq_mod.ModseqLog(folder, tmp_path, time.time)
+    from mailsuite.storage.locking import DotLock
+
+    with DotLock(log.lock_path):
+        log.refresh(7)
+        log.create_locked(7, 3, 0)
+        log.record_locked({1: "2,S", 2: "2,S", 5: "2,"}, [4])
+        log.rewrite_locked()
+        log.record_locked({6: "2,F"}, [])
+    highest = log.highest
+    data = (folder / MODSEQ_FILE).read_bytes()
+    data = data[: cut or len(data)] + junk
+    if data and flip < len(data):
+        data = data[:flip] + bytes([data[flip] ^ 0x20]) + data[flip + 1 :]
+    (folder / MODSEQ_FILE).write_bytes(data)
+    fresh = modseq_mod.ModseqLog(folder, tmp_path, time.time)
+    fresh.refresh(7)
+    if fresh.valid:
+        assert fresh.base <= fresh.highest
+        assert all(0 < fresh.modseq_of(u) <= fresh.highest for u in range(1, 8))
+    else:
+        with DotLock(fresh.lock_path):
+            fresh.create_locked(7, 6, highest)
+        assert fresh.base > highest
