@@ -153,7 +153,8 @@ class Mailbox(Protocol):
         ...
 
     def highest_modseq(self) -> int:
-        """HIGHESTMODSEQ (RFC 7162 §3.1.2.1) as of the last sync or own change."""
+        """HIGHESTMODSEQ (RFC 7162 §3.1.2.1) as of the last sync or own change;
+        below the modseq of any expunge sync() has not reported yet."""
         ...
 
     def modseq(self, uid: int) -> int:
@@ -167,6 +168,10 @@ class Mailbox(Protocol):
     def expunged_since(self, modseq: int) -> tuple[list[int], bool]:
         """UIDs expunged with a modseq greater than ``modseq``, and whether that
         list is complete (else report every vanished UID: RFC 7162 §3.2.5.2)."""
+        ...
+
+    def expunged_at(self, uids: Iterable[int]) -> dict[int, int]:
+        """The modseq at which each of ``uids`` was expunged, where still known."""
         ...
 
     def expunge(self, uids: Iterable[int] | None = None) -> list[int]:

@@ -125,6 +125,7 @@ class MaildirMailbox:
         self._snap = idx.Snapshot()
         self._ms = ModseqLog(path, ctx.root, ctx.clock)
         self._ms_seen = False
+        self._reported_high = 0
         self.uidvalidity = 0
         self._open()
 
@@ -146,6 +147,7 @@ class MaildirMailbox:
             self._added.clear()
             self._expunged.clear()
             self._flagged.clear()
+            self._reported_high = self._ms.highest
             self._save()
 
     def exists(self) -> bool:
@@ -194,6 +196,7 @@ class MaildirMailbox:
             self._added.clear()
             self._expunged.clear()
             self._flagged.clear()
+            self._reported_high = self._ms.highest
             self._save()
             return SyncResult(added=added, expunged=expunged, flags_changed=flagged)
 
@@ -387,9 +390,31 @@ class MaildirMailbox:
             self._save()
 
     def highest_modseq(self) -> int:
-        """HIGHESTMODSEQ (RFC 7162 §3.1.2.1) as of the last sync or own change."""
+        """HIGHESTMODSEQ (RFC 7162 §3.1.2.1) as of the last sync or own change.
+
+        Never covers an expunge this view has not reported yet through
+        ``sync()`` (RFC 7162 §3.2: HIGHESTMODSEQ must stay below a delayed
+        expunge's modseq): it is then that expunge's modseq minus one.
+        """
         with self._lock:
-            return self._ms.highest
+            ms = self._ms
+            high = ms.highest
+            if high == self._reported_high:
+                return high
+            for uid, mod in reversed(ms.expunged.items()):  # newest first
+                if mod <= self._reported_high:
+                    break
+                if uid in self._expunged or self._pos(uid) is not None:
+                    high = min(high, mod - 1)
+            return high
+
+    def expunged_at(self, uids: Iterable[int]) -> dict[int, int]:
+        """The modseq at which each of ``uids`` was expunged, for those the
+        log still holds (for the HIGHESTMODSEQ rule of RFC 7162 §3.2 when the
+        IMAP layer delays EXPUNGE/VANISHED responses)."""
+        with self._lock:
+            x = self._ms.expunged
+            return {u: x[u] for u in uids if u in x}
 
     def modseq(self, uid: int) -> int:
         """One message's modseq (RFC 7162 §3.1.4.2); raises EXPUNGED."""

@@ -562,3 +562,21 @@ def test_damaged_log_is_rejected_or_read_never_crashes(
         with DotLock(fresh.lock_path):
             fresh.create_locked(7, 6, highest)
         assert fresh.base > highest
+
+
+def test_highest_stays_below_an_unreported_expunge(
+    inbox: MaildirMailbox, account: MaildirAccount
+) -> None:
+    a, b = fill(inbox, 2)
+    other = account.open("INBOX")
+    other.store_flags([a], ["\\Deleted"], "add")
+    assert other.expunge() == [a]
+    x_mod = other.expunged_at([a, b])[a]
+    assert other.expunged_at([b]) == {}
+    # this view reads the log during its own STORE, before it reports the expunge
+    mine = inbox.store_flags_conditional([b], ["\\Seen"], "add").messages[b][1]
+    assert mine > x_mod
+    assert inbox.highest_modseq() == x_mod - 1  # RFC 7162 §3.2: below the delayed expunge
+    assert inbox.expunged_at([a]) == {a: x_mod}
+    assert inbox.sync().expunged == [a]
+    assert inbox.highest_modseq() == mine
