@@ -165,6 +165,29 @@ class MailboxContract:
         mailbox.append(msg())
         assert reopen().uidvalidity == mailbox.uidvalidity
 
+    # ------------------------------------------------------------ CONDSTORE
+    def test_modseq_contract(self, mailbox: Any, reopen: Callable[[], Any]) -> None:
+        """RFC 7162 §3.1: positive modseqs, raised by every change, never lowered."""
+        a = mailbox.append(msg(1))
+        b = mailbox.append(msg(2))
+        mailbox.sync()
+        high = mailbox.highest_modseq()
+        mods = {m.uid: m.modseq for m in mailbox.messages()}
+        assert all(0 < m <= high < 2**63 for m in mods.values())
+        done = mailbox.store_flags_conditional([a, b], ["\\Seen"], "add", mods[a])
+        assert done.modified == ([b] if mods[b] > mods[a] else [])
+        assert done.messages[a][1] > high
+        assert mailbox.modseq(a) == done.messages[a][1] == mailbox.highest_modseq()
+        assert mailbox.changed_since(high) == [a]
+        other = reopen()
+        assert other.modseq(a) == mailbox.modseq(a)
+        mailbox.store_flags([a], ["\\Deleted"], "add")
+        mark = mailbox.highest_modseq()
+        assert mailbox.expunge() == [a]
+        assert mailbox.expunged_since(mark) == ([a], True)
+        assert other.sync().expunged == [a]
+        assert other.highest_modseq() > mark
+
 
 class TestMaildirMailbox(MailboxContract):
     @pytest.fixture
