@@ -35,7 +35,9 @@ value, address headers in their normalised ``Name <box@host>`` form; an
 empty string matches every message that has the field.  BODY searches
 decoded text/* and message/* bodies, TEXT also every header.  BEFORE/ON/
 SINCE use the internal date, SENT* the Date header, both by calendar date in
-their own time zone (a missing Date counts as 1 Jan 1970).  Matching never
+their own time zone (a missing Date counts as 1 Jan 1970).  OLDER/YOUNGER
+(RFC 5032 WITHIN) compare the internal date with the server clock given to
+the parser, to the second.  Matching never
 raises for any message content.
 """
 
@@ -219,10 +221,11 @@ def parse_seqset(text: str, uid: bool = False) -> SeqSet:
 
 
 class _KeyParser:
-    def __init__(self, tokens: Sequence[Token], charset: str) -> None:
+    def __init__(self, tokens: Sequence[Token], charset: str, now: float | None = None) -> None:
         self.tokens = list(tokens)
         self.pos = 0
         self.charset = charset
+        self.now = now  # server clock for OLDER/YOUNGER (RFC 5032)
 
     def take(self) -> Token:
         if self.pos >= len(self.tokens):
@@ -238,7 +241,7 @@ class _KeyParser:
         if isinstance(token, list):
             if not token:
                 raise SearchParseError("Empty parenthesised list")
-            inner = _KeyParser(token, self.charset)
+            inner = _KeyParser(token, self.charset, self.now)
             keys = inner.all(depth + 1)
             return keys[0] if len(keys) == 1 else And(tuple(keys))
         if isinstance(token, bytes):
@@ -252,6 +255,12 @@ class _KeyParser:
             return Key(name, (_date(self.take()),))
         if name in ("LARGER", "SMALLER"):
             return Key(name, (_number(self.take()),))
+        if name in ("OLDER", "YOUNGER") and self.now is not None:
+            # RFC 5032 §2: the target time is now minus the interval (nz-number)
+            interval = _number(self.take())
+            if interval == 0:
+                raise SearchParseError("Interval must be positive")
+            return Key(name, (int(self.now) - interval,))
         if name in ("KEYWORD", "UNKEYWORD"):
             return Key(name, (_text(self.take(), "utf-8").casefold(),))
         if name == "HEADER":
@@ -280,14 +289,21 @@ class _KeyParser:
         return keys
 
 
-def parse_search_keys(tokens: Sequence[Token], charset: str = "utf-8") -> Node:
-    """The search keys (no CHARSET) as one tree; raises SearchParseError."""
-    keys = _KeyParser(tokens, charset).all()
+def parse_search_keys(
+    tokens: Sequence[Token], charset: str = "utf-8", now: float | None = None
+) -> Node:
+    """The search keys (no CHARSET) as one tree; raises SearchParseError.
+
+    ``now`` (POSIX seconds, the server clock) enables the RFC 5032 keys
+    ``OLDER n``/``YOUNGER n``; they become keys holding the target time.
+    """
+    keys = _KeyParser(tokens, charset, now).all()
     return keys[0] if len(keys) == 1 else And(tuple(keys))
 
 
-def parse_search_program(tokens: Sequence[Token]) -> tuple[str, Node]:
-    """``[CHARSET name] keys...`` -> (charset, tree)."""
+def parse_search_program(tokens: Sequence[Token], now: float | None = None) -> tuple[str, Node]:
+    """``[CHARSET name] keys...`` -> (charset, tree); ``now`` as for
+    :func:`parse_search_keys`."""
     charset = "utf-8"
     tokens = list(tokens)
     if tokens and isinstance(tokens[0], str) and tokens[0].upper() == "CHARSET":
@@ -298,7 +314,7 @@ def parse_search_program(tokens: Sequence[Token]) -> tuple[str, Node]:
             raise SearchParseError("Unsupported charset", "BADCHARSET")
         charset = "utf-8"
         tokens = tokens[2:]
-    return charset, parse_search_keys(tokens, charset)
+    return charset, parse_search_keys(tokens, charset, now)
 
 
 # ---------------------------------------------------------------------------
@@ -455,6 +471,10 @@ def _match_key(key: Key, ctx: MessageContext) -> bool:
         return key.args[0] not in ctx.flag_set()
     if name == "LARGER":
         return ctx.size > int(key.args[0])
+    if name == "OLDER":  # RFC 5032: at or before the target time
+        return ctx.internaldate.timestamp() <= float(key.args[0])
+    if name == "YOUNGER":  # at or after it
+        return ctx.internaldate.timestamp() >= float(key.args[0])
     if name == "SMALLER":
         return ctx.size < int(key.args[0])
     if name in _DATE_KEYS:

@@ -69,6 +69,7 @@ AUTH_CAPS = (
     "SPECIAL-USE",
     "CHILDREN",
     "BINARY",
+    "WITHIN",
 )
 
 

@@ -38,7 +38,7 @@ def search(s: IMAPSession, req: Request) -> Any:
     view = s.view
     assert view is not None
     try:
-        _charset, tree = parse_search_program(req.args)
+        _charset, tree = parse_search_program(req.args, now=s.context.reactor.seconds())
     except SearchParseError as e:
         if e.code == "BADCHARSET":
             return no("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
