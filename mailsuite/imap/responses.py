@@ -114,3 +114,20 @@ def internaldate(value: datetime.datetime) -> str:
         f"{value.hour:02d}:{value.minute:02d}:{value.second:02d} "
         f'{sign}{minutes // 60:02d}{minutes % 60:02d}"'
     )
+
+
+def sequence_set(numbers: Iterable[int]) -> str:
+    """Compact ``sequence-set`` of numbers: ``2,10:11`` (RFC 4731 ``ALL``,
+    RFC 4315 uid-set).  Sorted ascending, duplicates dropped; O(n log n)."""
+    parts: list[str] = []
+    start = prev = -2
+    for n in sorted(set(numbers)):
+        if n == prev + 1:
+            prev = n
+            continue
+        if start >= 0:
+            parts.append(f"{start}:{prev}" if start != prev else str(start))
+        start = prev = n
+    if start >= 0:
+        parts.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)

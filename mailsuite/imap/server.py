@@ -70,6 +70,7 @@ AUTH_CAPS = (
     "CHILDREN",
     "BINARY",
     "WITHIN",
+    "ESEARCH",
 )
 
 

@@ -5,7 +5,8 @@ Keys are parsed and matched by :mod:`mailsuite.imap.searchmatch`
 ``NO [BADCHARSET (UTF-8 US-ASCII)]``).  Messages are matched in batches in
 a pool thread, so a large mailbox never blocks the reactor; content keys
 read the file lazily and use the structure cached in the index.  The result
-is one ``* SEARCH`` line (UIDs for UID SEARCH).  Messages another session
+is one ``* SEARCH`` line (UIDs for UID SEARCH), or with ``RETURN (...)``
+one ``* ESEARCH`` line (RFC 4731, :mod:`mailsuite.imap.esearch`).  Messages another session
 expunged, not yet reported to this client, never match.
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 
 from mailsuite.errors import ErrorKind, MailError
+from mailsuite.imap import esearch
 from mailsuite.imap.command import Request, Result, no, ok
 from mailsuite.imap.parser import ParseError
 from mailsuite.imap.searchmatch import (
@@ -37,8 +39,9 @@ _META_BATCH = 5000
 def search(s: IMAPSession, req: Request) -> Any:
     view = s.view
     assert view is not None
+    options, keys = esearch.split_return(req.args)
     try:
-        _charset, tree = parse_search_program(req.args, now=s.context.reactor.seconds())
+        _charset, tree = parse_search_program(keys, now=s.context.reactor.seconds())
     except SearchParseError as e:
         if e.code == "BADCHARSET":
             return no("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
@@ -56,6 +59,9 @@ def search(s: IMAPSession, req: Request) -> Any:
 
     def answer(found: list[tuple[int, int]]) -> Result:
         values = [uid if req.uid else seq for seq, uid in found]
+        if options is not None:
+            s.untagged(esearch.render(req.tag, req.uid, values, options))
+            return ok("SEARCH completed")
         s.untagged("SEARCH" + "".join(f" {v}" for v in values))
         return ok("SEARCH completed")
 
