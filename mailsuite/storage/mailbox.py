@@ -37,7 +37,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -775,10 +774,12 @@ class MaildirMailbox:
         record: dict[int, str] = {}
         old_files = self._snap.files
         files = list(old_files)
+        moved: set[int] = set()
 
-        def unchanged(uid: int, found: str) -> bool:
+        def on_moved(uid: int, found: str) -> bool:
             """The file moved under us: a foreign change the log lacks fails
             the UNCHANGEDSINCE test (and gets this call's modseq)."""
+            moved.add(uid)
             tail = tail_of(found)
             if unchanged_since is None or ms.accounts_for(uid, tail, renamed=True):
                 return True
@@ -786,7 +787,6 @@ class MaildirMailbox:
             modified.append(uid)
             return False
 
-        guard = None if unchanged_since is None else unchanged
         for uid in uids:
             pos = self._pos(uid)
             if pos is None:
@@ -794,13 +794,14 @@ class MaildirMailbox:
             if unchanged_since is not None and ms.modseq_of(uid) > unchanged_since:
                 modified.append(uid)
                 continue
-            name = self._rename_flags(files, pos, letters, mode, guard and partial(guard, uid))
+            name = self._rename_flags(files, pos, letters, mode, uid, on_moved)
             if name is None:
                 continue
             if name != old_files[pos]:
                 changed.append(uid)
                 tail = tail_of(name)
-                if not ms.accounts_for(uid, tail, renamed=True):
+                # our own rename is new to the log; a moved file may be known
+                if uid not in moved or not ms.accounts_for(uid, tail, renamed=True):
                     record[uid] = tail
             passed[uid] = self._flags_of_name(name)
         if record:
@@ -817,15 +818,16 @@ class MaildirMailbox:
         pos: int,
         letters: set[str],
         mode: str,
-        moved: Callable[[str], bool] | None = None,
+        uid: int = 0,
+        moved: Callable[[int, str], bool] | None = None,
     ) -> str | None:
         """Rename one file to its new flags; follows a rename by another process
-        once (``moved(found_name)`` False: leave it, return None)."""
+        once (``moved(uid, found_name)`` False: leave it, return None)."""
         name: str | None = files[pos]
         for attempt in range(2):
             if name is None:
                 return None
-            if attempt and moved is not None and not moved(name):
+            if attempt and moved is not None and not moved(uid, name):
                 files[pos] = name
                 return None
             base, info = split_name(name)
