@@ -59,6 +59,7 @@ from common import (  # noqa: E402
     PASSWORD,
     Dovecot,
     ImapClient,
+    ImapError,
     build_maildir,
     chown_tree,
     link_maildir,
@@ -81,15 +82,24 @@ HEADERS = "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"
 
 
 # -- the mixed workload ------------------------------------------------------------
-def session(port: int, user: str, count: int) -> tuple[list[tuple[str, float]], int, int]:
-    """One client's mixed session; returns (label, seconds) pairs, bodies, body bytes."""
+def session(
+    port: int, user: str, count: int
+) -> tuple[list[tuple[str, float]], int, int, list[str]]:
+    """One client's mixed session: (label, seconds) pairs, bodies, body bytes, and
+    one ``label: reply`` per command that was not answered OK (BAD aborts)."""
     times: list[tuple[str, float]] = []
+    failed: list[str] = []
     clock = time.perf_counter
 
     def run(label: str, text: str) -> int:
         t = clock()
-        size = c.command(text)[2]
+        line, _, size = c.command(text, check=False)
         times.append((label, clock() - t))
+        status = line.split(b" ", 2)[1:2]
+        if status != [b"OK"]:
+            if status != [b"NO"]:
+                raise ImapError(f"{text[:60]!r} -> {line[:200]!r}")
+            failed.append(f"{label}: {line.split(b' ', 1)[1][:80].decode(errors='replace')}")
         return size
 
     t = clock()
@@ -111,7 +121,7 @@ def session(port: int, user: str, count: int) -> tuple[list[tuple[str, float]], 
     c.command("LOGOUT", check=False)
     times.append(("LOGOUT", clock() - t))
     c.sock.close()
-    return times, count, octets
+    return times, count, octets, failed
 
 
 def _client(port: int, user: str, count: int, start: Any, out: Any) -> None:
@@ -130,6 +140,7 @@ class Round:
         self.commands = len(self.times)
         self.bodies = sum(r[1] for r in results)
         self.octets = sum(r[2] for r in results)
+        self.failed = [f for r in results for f in r[3]]
 
 
 def run_round(port: int, users: list[str], count: int, server_pid: int = 0) -> Round:
@@ -182,6 +193,10 @@ def report_mixed(rounds: dict[str, list[Round]], args: argparse.Namespace, mean:
             f"  ratio mailsuite/dovecot: {ours[0] / theirs[0]:.2f} (commands/s),"
             f" {ours[1] / theirs[1]:.2f} (messages/s)"
         )
+    for name, rows in rounds.items():
+        failed = Counter(f for r in rows for f in r.failed)
+        for text, n in failed.most_common():
+            print(f"  {name}: {n} x NO  {text}")
     print("  latency per command, ms p50 / p90 / p99 (all measured rounds, all clients):")
     names = list(rounds)
     print(f"  {'command':<20}" + "".join(f" {n:>26}" for n in names))
@@ -417,8 +432,10 @@ def run_all(
             if spy is not None:
                 spy.stop()
     rounds: dict[str, list[Round]] = {name: [] for name in servers}
-    for port in servers.values():
-        run_round(port, clients, args.messages)  # warm-up: auth cache, indexes
+    for name, port in servers.items():
+        warm = run_round(port, clients, args.messages)  # warm-up: auth cache, indexes
+        for text, n in Counter(warm.failed).most_common():
+            print(f"  warm-up {name}: {n} x NO  {text}")
     spy = PySpy(pid, args.py_spy, args.gil) if args.py_spy else None
     try:
         for _ in range(args.rounds):
