@@ -23,13 +23,10 @@ from twisted.python.failure import Failure
 from mailsuite.errors import MailError
 from mailsuite.interfaces import UserRecord
 from mailsuite.smtp import replies
-from mailsuite.smtp.replies import Reply
 from mailsuite.users import sasl
 
 if TYPE_CHECKING:
     from mailsuite.smtp.session import SMTPSession
-
-AUTH_NOT_ENABLED = Reply(503, "5.5.1", "Authentication not enabled")
 
 
 def mechanisms() -> tuple[str, ...]:
@@ -38,7 +35,7 @@ def mechanisms() -> tuple[str, ...]:
 
 def cmd_auth(session: SMTPSession, args: str) -> defer.Deferred[Any] | None:
     if not session.is_submission:
-        session.reply(AUTH_NOT_ENABLED)
+        session.reply(replies.AUTH_NOT_ENABLED)
         return None
     if not session.auth_allowed():
         session.reply(replies.ENCRYPTION_REQUIRED)

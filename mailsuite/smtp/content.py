@@ -41,8 +41,6 @@ FLUSH_BYTES = 64 * 1024
 #: RFC 5321 §4.5.3.1.6: text lines of 1000 octets with the CRLF must be
 #: accepted, whatever ``smtp.max_line_length`` allows for commands.
 MIN_TEXT_LINE = 998
-MESSAGE_LINE_TOO_LONG = Reply(554, "5.6.0", "Message line too long")
-BDAT_SYNTAX = Reply(501, "5.5.4", "Syntax error in BDAT, closing connection")
 _BDAT = re.compile(r"([0-9]{1,18})(?: +(LAST))? *", re.IGNORECASE)
 
 
@@ -119,13 +117,13 @@ class Receiver:
             self.writer.abort()
             return None
         size = len(self.checker.pending)
-        self.session.reply(Reply(250, "2.0.0", "Chunk received"))
+        self.session.reply(replies.CHUNK_OK)
         return self.writer.write(self.checker.take()) if size >= FLUSH_BYTES else None
 
     # -- end of message -------------------------------------------------------
     def _content_failure(self) -> Reply | None:
         if self.chunks.too_long:
-            return MESSAGE_LINE_TOO_LONG
+            return replies.MESSAGE_LINE_TOO_LONG
         if self.checker.bad_chars:
             return replies.BARE_CRLF_DATA
         if self.checker.too_big:
@@ -257,7 +255,7 @@ def _bdat_refusal(session: SMTPSession) -> Reply | None:
 def cmd_bdat(session: SMTPSession, args: str) -> defer.Deferred[Any] | None:
     m = _BDAT.fullmatch(args)
     if m is None:
-        session.reply(BDAT_SYNTAX)
+        session.reply(replies.BDAT_SYNTAX)
         session.end_transaction()
         session.close()
         return None

@@ -52,7 +52,6 @@ class Refused(Exception):
 
 
 # -- command level ----------------------------------------------------------
-OK = Reply(250, "2.0.0", "Ok")
 BYE = Reply(221, "2.0.0", "Bye")
 NOOP = Reply(250, "2.0.0", "Ok")
 RESET = Reply(250, "2.0.0", "Reset")
@@ -75,7 +74,6 @@ BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
 HELLO_FIRST = Reply(503, "5.5.1", "Send EHLO or HELO first")
 NESTED_MAIL = Reply(503, "5.5.1", "Sender already given")
 NEED_MAIL = Reply(503, "5.5.1", "Need MAIL command first")
-NEED_RCPT = Reply(503, "5.5.1", "Need RCPT command first")
 NO_VALID_RCPT = Reply(554, "5.5.1", "No valid recipients")
 ALREADY_TLS = Reply(503, "5.5.1", "TLS already active")
 TLS_UNAVAILABLE = Reply(454, "4.7.0", "TLS not available")
@@ -100,9 +98,9 @@ ENCRYPTION_REQUIRED = Reply(
 TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients")
 QUEUE_UNAVAILABLE = Reply(451, "4.4.0", "Remote delivery is not available, try again later")
 SIZE_AT_MAIL = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
-NOT_ENOUGH_SPACE = Reply(452, "4.3.1", "Insufficient system storage")
 
 # -- AUTH (RFC 4954) ------------------------------------------------------------
+AUTH_NOT_ENABLED = Reply(503, "5.5.1", "Authentication not enabled")
 UNKNOWN_MECHANISM = Reply(504, "5.5.4", "Unrecognized authentication type")
 AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
 AUTH_BAD_BASE64 = Reply(501, "5.5.2", "Cannot decode response")
@@ -113,12 +111,14 @@ BARE_CRLF_DATA = Reply(550, "5.6.11", "Bare CR or LF (or NUL) in message content
 TOO_BIG = Reply(552, "5.3.4", "Message too big")
 DATA_LINE_TOO_LONG = Reply(554, "5.6.0", "Message line too long, closing connection")
 BDAT_FAILED = Reply(554, "5.5.0", "Transaction failed; send RSET")
+MESSAGE_LINE_TOO_LONG = Reply(554, "5.6.0", "Message line too long")
+BDAT_SYNTAX = Reply(501, "5.5.4", "Syntax error in BDAT, closing connection")
+CHUNK_OK = Reply(250, "2.0.0", "Chunk received")
 
 # -- connection level --------------------------------------------------------
 TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 INTERNAL = Reply(421, "4.3.0", "Internal error, closing connection")
-SHUTDOWN = Reply(421, "4.3.2", "Service shutting down, closing connection")
 TEMPORARY = Reply(451, "4.3.0", "Temporary failure, try again later")
 
 

@@ -24,5 +24,3 @@ class State(enum.Enum):
 
 
 ANY = frozenset(State)
-GREETED = frozenset(State) - {State.INIT}
-IN_TRANSACTION = frozenset({State.MAIL, State.RCPT, State.CHUNKING})
