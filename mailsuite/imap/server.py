@@ -71,6 +71,7 @@ AUTH_CAPS = (
     "BINARY",
     "WITHIN",
     "ESEARCH",
+    "STATUS=SIZE",
 )
 
 
@@ -128,6 +129,7 @@ class IMAPSession(CommandReader):
                 caps.append("LOGINDISABLED")
         else:
             caps.extend(AUTH_CAPS)
+            caps.append(f"APPENDLIMIT={int(self.config.max_literal_size)}")  # RFC 7889
         return caps
 
     # -- connection lifecycle ---------------------------------------------------

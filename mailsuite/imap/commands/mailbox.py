@@ -13,17 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.imap import responses
+from mailsuite.imap import status as status_items
 from mailsuite.imap.args import mailbox_name
 from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, State, no, ok
 from mailsuite.imap.commands import append, listing
-from mailsuite.imap.parser import ParseError, expect_count
+from mailsuite.imap.parser import expect_count
 from mailsuite.imap.selected import RecentTracker, SelectedView
 from mailsuite.interfaces import SYSTEM_FLAGS
 
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
-
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
 
 
 def select(s: IMAPSession, req: Request) -> Any:
@@ -152,41 +151,21 @@ def unsubscribe(s: IMAPSession, req: Request) -> Any:
 
 
 def status(s: IMAPSession, req: Request) -> Any:
-    """RFC 3501 §6.3.10: an unknown item is a BAD (never a silent hang)."""
+    """RFC 3501 §6.3.10 with SIZE (RFC 8438) and APPENDLIMIT (RFC 7889);
+    the items live in :mod:`mailsuite.imap.status`.  An unknown item is a
+    BAD (never a silent hang)."""
     expect_count(req.args, 2)
     name = mailbox_name(req.args[0])
-    items = req.args[1]
-    if not isinstance(items, list) or not items:
-        raise ParseError("STATUS needs a list of items")
-    wanted = []
-    for item in items:
-        if not isinstance(item, str) or item.upper() not in _STATUS_ITEMS:
-            raise ParseError("Unknown STATUS item")
-        wanted.append(item.upper())
+    wanted = status_items.parse_items(req.args[1])
     tracker = s.context.extras.setdefault("imap.recent", RecentTracker())
-    d = s.run(_status_values, s.account, name, tracker)
+    limit = int(s.config.max_literal_size)
+    d = s.run(status_items.compute, s.account, name, tracker, limit)
 
     def answer(values: dict[str, int]) -> Result:
-        body = " ".join(f"{k} {values[k]}" for k in wanted)
-        s.untagged(b"STATUS " + responses.astring(name) + f" ({body})".encode())
+        s.untagged(status_items.render(name, wanted, values))
         return ok("STATUS completed")
 
     return d.addCallback(answer)
-
-
-def _status_values(account: Any, name: str, tracker: RecentTracker) -> dict[str, int]:
-    """Pool thread: the STATUS numbers (RECENT: messages no session has seen)."""
-    mailbox = account.open(name)
-    mailbox.sync()
-    messages = mailbox.messages()
-    key = (account.address, name, mailbox.uidvalidity)
-    return {
-        "MESSAGES": len(messages),
-        "RECENT": len(tracker.claim(key, [m.uid for m in messages], take=False)),
-        "UIDNEXT": mailbox.uidnext(),
-        "UIDVALIDITY": mailbox.uidvalidity,
-        "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
-    }
 
 
 def namespace(s: IMAPSession, req: Request) -> Result:
