@@ -124,7 +124,9 @@ def _sender_checked(owned: bool, session: SMTPSession, path: Path, params: MailP
 
 def _lookup_failed(failure: Failure, session: SMTPSession) -> None:
     error = failure.value
-    if not isinstance(error, MailError):
+    if isinstance(error, MailError):
+        session.log.info("{cid} directory: {error}", cid=session.conn_id, error=str(error))
+    else:
         session.log.failure("{cid} directory lookup failed", failure, cid=session.conn_id)
     session.reply(replies.from_error(error))
 
