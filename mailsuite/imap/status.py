@@ -3,9 +3,11 @@ LIST ... RETURN (STATUS (...)) (RFC 5819).
 
 Items: MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN (RFC 3501), SIZE
 (RFC 8438: the sum of the RFC822.SIZE of every message, the same sizes the
-quota's STORAGE usage counts) and APPENDLIMIT (RFC 7889 §3.1: the largest
+quota's STORAGE usage counts) APPENDLIMIT (RFC 7889 §3.1: the largest
 message APPEND accepts, ``imap.max_literal_size``, the same for every
-mailbox).
+mailbox); DELETED and DELETED-STORAGE (RFC 9208 §4.1.4: the number and the
+total RFC822.SIZE in octets of the messages flagged ``\\Deleted``, what an
+EXPUNGE would free).
 
 * :func:`parse_items` checks the client's list (an unknown item is ``BAD``).
 * :func:`compute` runs in a pool thread (it opens and syncs the folder).
@@ -20,7 +22,17 @@ from mailsuite.imap import responses
 from mailsuite.imap.parser import ParseError, Token
 from mailsuite.imap.selected import RecentTracker
 
-ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "APPENDLIMIT")
+ITEMS = (
+    "MESSAGES",
+    "RECENT",
+    "UIDNEXT",
+    "UIDVALIDITY",
+    "UNSEEN",
+    "SIZE",
+    "APPENDLIMIT",
+    "DELETED",
+    "DELETED-STORAGE",
+)
 
 
 def parse_items(token: Token) -> list[str]:
@@ -45,6 +57,7 @@ def compute(account: Any, name: str, tracker: RecentTracker, append_limit: int) 
     mailbox.sync()
     messages = mailbox.messages()
     key = (account.address, name, mailbox.uidvalidity)
+    deleted = [m for m in messages if "\\Deleted" in m.flags]
     return {
         "MESSAGES": len(messages),
         "RECENT": len(tracker.claim(key, [m.uid for m in messages], take=False)),
@@ -53,6 +66,8 @@ def compute(account: Any, name: str, tracker: RecentTracker, append_limit: int) 
         "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
         "SIZE": sum(m.size for m in messages),
         "APPENDLIMIT": append_limit,
+        "DELETED": len(deleted),
+        "DELETED-STORAGE": sum(m.size for m in deleted),
     }
 
 
