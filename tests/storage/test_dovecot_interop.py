@@ -170,3 +170,33 @@ def test_dovecot_and_mailsuite_take_turns(workdir: Path) -> None:
     u6 = box.append(io.BytesIO(b"Subject: six\r\n\r\n"))
     assert u6 == max(dv_flags) + 1
     assert dove.state() == ours(store)
+
+
+def test_dovecot_changes_get_modseqs(workdir: Path) -> None:
+    """RFC 7162: Dovecot's flag change, expunge and append (another process
+    that ignores our modseq log) all raise mod-sequences mailsuite reports."""
+    store = MaildirStore(workdir / "mail")
+    acct = store.account("bob@example.org")
+    acct.ensure_created()
+    dove = Dovecot(workdir, acct.root)
+    inbox = acct.open("INBOX")
+    u1 = inbox.append(io.BytesIO(b"Subject: one\r\n\r\n1\r\n"), ["\\Seen"])
+    u2 = inbox.append(io.BytesIO(b"Subject: two\r\n\r\n2\r\n"))
+    inbox.sync()
+    before = inbox.highest_modseq()
+    watcher = acct.open("INBOX")  # a second session with the same snapshot
+    dove.run(
+        "SELECT INBOX", f"UID STORE {u1} +FLAGS (\\Flagged)", f"UID STORE {u2} +FLAGS (\\Deleted)"
+    )
+    dove.run("SELECT INBOX", "EXPUNGE")
+    dove.run("APPEND INBOX (\\Draft) {LIT}", literal=b"Subject: three\r\n\r\n3\r\n")
+    result = inbox.sync()
+    assert result.flags_changed == [u1] and result.expunged == [u2]
+    (u3,) = result.added
+    assert inbox.modseq(u1) > before and inbox.modseq(u3) > before
+    assert inbox.expunged_since(before) == ([u2], True)
+    assert inbox.highest_modseq() >= max(inbox.modseq(u1), inbox.modseq(u3))
+    watcher.sync()  # sees the same values: each change was logged once
+    assert {m.uid: m.modseq for m in watcher.messages()} == {
+        m.uid: m.modseq for m in inbox.messages()
+    }
