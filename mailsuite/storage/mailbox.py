@@ -432,9 +432,11 @@ class MaildirMailbox:
 
     def expunged_since(self, modseq: int) -> tuple[list[int], bool]:
         """UIDs expunged at a modseq greater than ``modseq`` and whether the
-        answer is complete (RFC 7162 §3.2.5, §5.3; see modseq.py)."""
+        answer is complete (RFC 7162 §3.2.5, §5.3; see modseq.py).  UIDs the
+        view still shows (their removal not yet seen by a sync) are left out."""
         with self._lock:
-            return self._ms.expunged_since(modseq)
+            uids, complete = self._ms.expunged_since(modseq)
+            return [u for u in uids if self._pos(u) is None], complete
 
     def _take_new(self, entries: list[str]) -> None:
         """Move ``new/`` files into ``cur/`` and give them UIDs (uidlist lock held)."""

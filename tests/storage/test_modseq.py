@@ -578,5 +578,7 @@ def test_highest_stays_below_an_unreported_expunge(
     assert mine > x_mod
     assert inbox.highest_modseq() == x_mod - 1  # RFC 7162 §3.2: below the delayed expunge
     assert inbox.expunged_at([a]) == {a: x_mod}
+    assert inbox.expunged_since(0)[0] == []  # a is still shown: not vanished yet
     assert inbox.sync().expunged == [a]
+    assert inbox.expunged_since(0)[0] == [a]
     assert inbox.highest_modseq() == mine
