@@ -32,7 +32,14 @@ last ``sync()`` / own change):
   bounded (the last :data:`MAX_EXPUNGED` UIDs); ``complete`` is False when
   ``modseq`` is older than what it still covers: the IMAP layer must then
   report every UID of the client's range that no longer exists
-  (§3.2.5.2, §5.1), which is always correct.
+  (§3.2.5.2, §5.1), which is always correct.  UIDs the view still shows
+  are left out until a ``sync()`` reports them expunged.
+* ``expunged_at(uids) -> dict[uid, modseq]`` — when each UID was expunged
+  (where the log still knows).  ``highest_modseq()`` already stays below
+  expunges the view has not reported through ``sync()``; when the IMAP layer
+  itself delays EXPUNGE/VANISHED after sync() returned them (during FETCH,
+  STORE, SEARCH), it must send ``[HIGHESTMODSEQ m-1]`` with ``m`` the
+  lowest such modseq (§3.2, last paragraph before §3.2.1).
 
 All of these are per view and consistent with the view's ``messages()``: a
 view never shows a modseq newer than the flags it shows.  ``sync()``
