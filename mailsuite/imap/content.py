@@ -38,8 +38,16 @@ def needs_raw(atts: Sequence[FetchAtt]) -> bool:
 
 
 def needs_structure(atts: Sequence[FetchAtt]) -> bool:
-    """True if some item needs the parsed MIME structure (cached in the index)."""
-    return any(a.name not in _META for a in atts)
+    """True if some item needs the parsed MIME structure (cached in the index);
+    the whole message (``BODY[]``, ``RFC822``) does not."""
+    return any(a.name not in _META and not _whole(a) for a in atts)
+
+
+def _whole(att: FetchAtt) -> bool:
+    """``BODY[]``/``BODY.PEEK[]`` (any partial) or ``RFC822``: the stored bytes as they are."""
+    if att.name == "RFC822":
+        return True
+    return att.name == "BODY" and att.section is not None and not att.part and not att.specifier
 
 
 def render_item(

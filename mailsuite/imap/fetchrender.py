@@ -166,8 +166,11 @@ class _Lazy:
 
 
 def _body_item(item: FetchItemLike, msg: _Lazy, name: str) -> bytes:
-    spec = SectionSpec(tuple(item.part), item.specifier, tuple(item.fields))
-    data = section(msg.raw, msg.part, spec)
+    if not item.part and not item.specifier:
+        data = msg.raw  # the whole message: no structure needed
+    else:
+        spec = SectionSpec(tuple(item.part), item.specifier, tuple(item.fields))
+        data = section(msg.raw, msg.part, spec)
     origin = ""
     if item.partial is not None:
         data = partial(data, item.partial[0], item.partial[1])
