@@ -248,6 +248,8 @@ class MaildirMailbox:
         if not (new_changed or cur_changed or ul_sig != snap.uidlist_sig):
             return
         new_sig, cur_sig = _trusted(new_st), _trusted(cur_st)
+        before = (snap.new_sig, snap.cur_sig, snap.uidlist_sig, snap.next_uid)
+        files = snap.files  # replaced (never mutated) when anything changes
         if new_changed:
             entries = [n for n in os.listdir(self._new) if not n.startswith(".")]
             if entries:
@@ -274,7 +276,11 @@ class MaildirMailbox:
             snap.uidlist_sig = self._uidlist.sig
         # else: never read because unchanged since the snapshot; keep its signature
         snap.next_uid = max(snap.next_uid, self._uidlist.next_uid)
-        self._dirty = True
+        after = (snap.new_sig, snap.cur_sig, snap.uidlist_sig, snap.next_uid)
+        if before != after or snap.files is not files:
+            self._dirty = True
+        # else: a listing within MTIME_TRUST of a change found nothing new;
+        # rewriting an identical index would cost O(n) per command meanwhile
 
     # ------------------------------------------------------------ modseqs
     def _ms_lock(self) -> DotLock:
