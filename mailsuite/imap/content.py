@@ -23,7 +23,7 @@ from mailsuite.mime.decode import BinaryError
 
 __all__ = ["BinaryError", "needs_raw", "needs_structure", "render_item"]
 
-_META = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"})
+_META = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 _STRUCTURE_ONLY = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
 
 

@@ -24,6 +24,7 @@ _SIMPLE = frozenset(
         "RFC822.HEADER",
         "RFC822.TEXT",
         "BODY",
+        "MODSEQ",  # RFC 7162 §3.1.4.2
     }
 )
 _MACROS = {
@@ -71,7 +72,7 @@ class FetchAtt:
     @property
     def needs_content(self) -> bool:
         """True if the message file or its structure must be read."""
-        return self.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE")
+        return self.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ")
 
     def response_name(self) -> str:
         """The item name as it appears in the FETCH response."""

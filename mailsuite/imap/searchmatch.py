@@ -189,6 +189,15 @@ def _text(token: Token, charset: str) -> str:
     raise SearchParseError("String expected")
 
 
+def _modseq_value(token: Token) -> int:
+    """``mod-sequence-valzer`` (0 .. 2^63-1, RFC 7162 §7)."""
+    if not isinstance(token, str) or not token.isascii() or not token.isdigit():
+        raise SearchParseError("Invalid mod-sequence")
+    if len(token) > 19 or int(token) > 2**63 - 1:
+        raise SearchParseError("Invalid mod-sequence")
+    return int(token)
+
+
 def _number(token: Token) -> int:
     text = token.decode("ascii", "replace") if isinstance(token, bytes) else token
     if not isinstance(text, str) or not text.isdigit() or len(text) > 10:
@@ -267,6 +276,8 @@ class _KeyParser:
             field_name = _text(self.take(), self.charset)
             value = _text(self.take(), self.charset)
             return Key(name, (field_name.lower(), normalise(value)))
+        if name == "MODSEQ":
+            return self._modseq()
         if name == "NOT":
             return Not(self.key(depth + 1))
         if name == "OR":
@@ -279,6 +290,19 @@ class _KeyParser:
         if _SET_RE.match(token):
             return parse_seqset(token)
         raise SearchParseError("Unknown search key")
+
+    def _modseq(self) -> Key:
+        """``MODSEQ ["/flags/<flag>" priv|shared|all] <modseq>`` (RFC 7162
+        §3.1.5); one modseq per message, so the entry name is checked only."""
+        token = self.take()
+        if isinstance(token, bytes):
+            kind = self.take()
+            if not token.lower().startswith(b"/flags/") or not (
+                isinstance(kind, str) and kind.lower() in ("priv", "shared", "all")
+            ):
+                raise SearchParseError("Invalid MODSEQ entry")
+            token = self.take()
+        return Key("MODSEQ", (_modseq_value(token),))
 
     def all(self, depth: int = 0) -> list[Node]:
         keys = []
@@ -332,6 +356,7 @@ class MessageContext:
     internaldate: datetime.datetime
     max_seq: int = 0
     max_uid: int = 0
+    modseq: int = 0
     load_raw: Callable[[], bytes] | None = None
     load_part: Callable[[], Part] | None = None
     raw: bytes | None = None
@@ -460,6 +485,8 @@ def _match_key(key: Key, ctx: MessageContext) -> bool:
     flag = _FLAG_KEYS.get(name)
     if flag is not None:
         return (flag[0] in ctx.flag_set()) == flag[1]
+    if name == "MODSEQ":  # RFC 7162 §3.1.5: one modseq per message
+        return ctx.modseq >= int(key.args[0])
     if name == "ALL":
         return True
     if name == "NEW":

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mailsuite.imap import responses
+from mailsuite.imap.condstore import number_set
 from mailsuite.imap.parser import ParseError, SequenceSet
 from mailsuite.interfaces import MessageInfo
 
@@ -87,6 +88,14 @@ class SelectedView:
         self.exists_sent = len(self.uids)
         self.recent_sent = len(self.recent)
         self.dirty = False  # the change hub reported something: sync before next reply
+        # RFC 7162 (mailsuite.imap.condstore): MODSEQ in unsolicited FETCH,
+        # VANISHED instead of EXPUNGE; modseqs as of the last sync / own change
+        self.condstore = False
+        self.vanished = False
+        self.highest_modseq = 0  # storage HIGHESTMODSEQ (last sync or own change)
+        self.known_modseq = 0  # HIGHESTMODSEQ safe to tell (no expunge held back)
+        self.held_modseq: int | None = None  # below the oldest held-back expunge
+        self.uidnext = 0
 
     # -- lookups -----------------------------------------------------------------
     @property
@@ -146,9 +155,12 @@ class SelectedView:
             if old is None:
                 added.append(m.uid)
                 self.info[m.uid] = m
-            elif old.flags != m.flags and m.uid not in self.pending_expunge:
+            elif m.uid not in self.pending_expunge and (
+                old.flags != m.flags or old.modseq != m.modseq
+            ):
                 self.info[m.uid] = m
-                self.pending_flags.add(m.uid)
+                if old.flags != m.flags or self.condstore:
+                    self.pending_flags.add(m.uid)
         for uid in self.uids:
             if uid not in seen:
                 self.pending_expunge.add(uid)
@@ -167,6 +179,18 @@ class SelectedView:
             if old is not None and uid not in self.pending_expunge:
                 self.info[uid] = _with_flags(old, flags)
                 self.pending_flags.discard(uid)
+
+    def note_stored(self, changed: Mapping[int, tuple[frozenset[str], int]]) -> None:
+        """Flags and modseqs this session set itself or already reported
+        (RFC 7162 STORE); no update pending for them."""
+        for uid, (flags, modseq) in changed.items():
+            old = self.info.get(uid)
+            if old is not None and uid not in self.pending_expunge:
+                self.info[uid] = MessageInfo(
+                    uid, frozenset(flags), old.size, old.internaldate, modseq
+                )
+                self.pending_flags.discard(uid)
+                self.highest_modseq = max(self.highest_modseq, modseq)
 
     def note_expunged(self, uids: Iterable[int]) -> None:
         """Messages this session expunged: reported at the end of the command."""
@@ -189,9 +213,18 @@ class SelectedView:
             for uid in sorted(self.pending_flags):
                 seq = self.seq_of(uid)
                 if seq and uid not in self.pending_expunge:
-                    flags = responses.flag_list(self.flags(uid))
-                    lines.append(b"* %d FETCH (UID %d FLAGS %s)" % (seq, uid, flags.encode()))
+                    flags = responses.flag_list(self.flags(uid)).encode()
+                    if self.condstore:
+                        modseq = self.info[uid].modseq
+                        lines.append(
+                            b"* %d FETCH (UID %d MODSEQ (%d) FLAGS %s)" % (seq, uid, modseq, flags)
+                        )
+                    else:
+                        lines.append(b"* %d FETCH (UID %d FLAGS %s)" % (seq, uid, flags))
             self.pending_flags.clear()
+        if not self.pending_expunge:
+            self.known_modseq = max(self.known_modseq, self.highest_modseq)
+            self.held_modseq = None
         return lines
 
     def _release_expunges(self) -> list[bytes]:
@@ -200,10 +233,14 @@ class SelectedView:
         keep: list[int] = []
         removed = 0
         announced = self.exists_sent
+        vanished: list[int] = []
         for index, uid in enumerate(self.uids):
             if uid in gone:
                 if index < announced:  # never announced: vanish silently
-                    lines.append(b"* %d EXPUNGE" % (index + 1 - removed))
+                    if self.vanished:  # RFC 7162 §3.2.10.2
+                        vanished.append(uid)
+                    else:
+                        lines.append(b"* %d EXPUNGE" % (index + 1 - removed))
                     removed += 1
                 self.info.pop(uid, None)
                 self.recent.discard(uid)
@@ -214,6 +251,8 @@ class SelectedView:
         self.exists_sent -= removed
         self.recent_sent = len(self.recent)
         self.pending_expunge = set()
+        if vanished:
+            lines.append(b"* VANISHED " + number_set(vanished).encode())
         return lines
 
 

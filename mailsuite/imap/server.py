@@ -27,7 +27,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.imap import responses
+from mailsuite.imap import condstore, responses
 from mailsuite.imap.command import (
     CONTINUE,
     Command,
@@ -271,8 +271,10 @@ class IMAPSession(CommandReader):
         d = self.refresh()
 
         def send(_: Any) -> None:
+            held = bool(self.view is not None and self.view.pending_expunge)
             self.flush_updates(expunge_ok or req.uid)
-            self.send_line(result.render(req.tag))
+            released = held and self.view is not None and not self.view.pending_expunge
+            self.send_line(condstore.finish(self, result, released).render(req.tag))
 
         d.addCallback(send)
         return d
@@ -329,11 +331,11 @@ def _sync_into(view: SelectedView, force: bool) -> None:
     view's own, which the session already applied).  Safe off the reactor:
     while a refresh runs no command or IDLE step reads the view."""
     mailbox = view.mailbox
-    if not force and not mailbox.changed_on_disk():
-        return
-    result = mailbox.sync()
-    if result.added or result.expunged or result.flags_changed:
-        view.apply(list(mailbox.messages()))
+    if force or mailbox.changed_on_disk():
+        result = mailbox.sync()
+        if result.added or result.expunged or result.flags_changed:
+            view.apply(list(mailbox.messages()))
+    condstore.after_sync(view, mailbox)
 
 
 def _quota_left(directory: Any, account: Any, address: str) -> int | None:

@@ -7,7 +7,8 @@ quota's STORAGE usage counts) APPENDLIMIT (RFC 7889 §3.1: the largest
 message APPEND accepts, ``imap.max_literal_size``, the same for every
 mailbox); DELETED and DELETED-STORAGE (RFC 9208 §4.1.4: the number and the
 total RFC822.SIZE in octets of the messages flagged ``\\Deleted``, what an
-EXPUNGE would free).
+EXPUNGE would free); HIGHESTMODSEQ (RFC 7162 §3.1.7, a CONDSTORE enabling
+item: the STATUS command calls ``condstore.enable_condstore``).
 
 * :func:`parse_items` checks the client's list (an unknown item is ``BAD``).
 * :func:`compute` runs in a pool thread (it opens and syncs the folder).
@@ -32,6 +33,7 @@ ITEMS = (
     "APPENDLIMIT",
     "DELETED",
     "DELETED-STORAGE",
+    "HIGHESTMODSEQ",
 )
 
 
@@ -68,6 +70,7 @@ def compute(account: Any, name: str, tracker: RecentTracker, append_limit: int) 
         "APPENDLIMIT": append_limit,
         "DELETED": len(deleted),
         "DELETED-STORAGE": sum(m.size for m in deleted),
+        "HIGHESTMODSEQ": mailbox.highest_modseq(),
     }
 
 

@@ -242,7 +242,7 @@ def test_id_namespace_enable(tmp_path: Path) -> None:
     c.ok("ID NIL")
     c.login()
     assert b'* NAMESPACE (("" "/")) NIL NIL' in c.ok("NAMESPACE")
-    assert b"* ENABLED\r\n" in c.ok("ENABLE CONDSTORE")
+    assert b"* ENABLED\r\n" in c.ok("ENABLE X-UNKNOWN")
     caps = c.ok("CAPABILITY")
     for cap in (
         b"IDLE",

@@ -3,11 +3,12 @@ ID (RFC 2971), ENABLE (RFC 5161)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mailsuite import __version__ as _version
 from mailsuite.imap import responses
 from mailsuite.imap.command import ANY, AUTHENTICATED, Command, Request, Result, State, ok
+from mailsuite.imap.commands import enable
 from mailsuite.imap.parser import ParseError, expect_count
 
 if TYPE_CHECKING:
@@ -60,19 +61,10 @@ def id_(s: IMAPSession, req: Request) -> Result:
     return ok("ID completed")
 
 
-def enable(s: IMAPSession, req: Request) -> Result:
-    """RFC 5161: nothing we implement needs enabling; answer with what was enabled."""
-    if not req.args or not all(isinstance(a, str) for a in req.args):
-        raise ParseError("ENABLE needs capability names")
-    enabled: list[Any] = []
-    s.untagged("ENABLED" + "".join(" " + e for e in enabled))
-    return ok("ENABLE completed")
-
-
 COMMANDS = (
     Command("CAPABILITY", capability, ANY),
     Command("NOOP", noop, ANY),
     Command("LOGOUT", logout, ANY),
     Command("ID", id_, ANY),
-    Command("ENABLE", enable, AUTHENTICATED),
+    Command("ENABLE", enable.enable, AUTHENTICATED),
 )

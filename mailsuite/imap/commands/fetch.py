@@ -20,8 +20,9 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.imap import content
+from mailsuite.imap import condstore, content
 from mailsuite.imap.command import Request, Result, no, ok
+from mailsuite.imap.commands import condstore as condstore_cmds
 from mailsuite.imap.fetchatts import FetchAtt, parse_fetch_atts
 from mailsuite.imap.parser import ParseError, parse_sequence_set
 from mailsuite.imap.selected import RECENT
@@ -64,26 +65,38 @@ class WriteGate:
 
 
 def fetch(s: IMAPSession, req: Request) -> Any:
-    """``FETCH sequence-set atts``."""
+    """``FETCH sequence-set atts [(CHANGEDSINCE n [VANISHED])]`` (RFC 7162 §3.1.4, §3.2.6)."""
     view = s.view
     assert view is not None
-    if len(req.args) != 2:
+    if len(req.args) not in (2, 3):
         raise ParseError("FETCH needs a sequence set and attributes")
     seqset = parse_sequence_set(req.args[0])
-    atts = parse_fetch_atts(req.args[1:])
+    atts = parse_fetch_atts(req.args[1:2])
+    mods = None
+    if len(req.args) == 3:
+        mods = condstore.parse_fetch_modifiers(s, req.args[2], req.uid)
+        if not any(a.name == "MODSEQ" for a in atts):
+            atts = [FetchAtt("MODSEQ"), *atts]
+    if any(a.name == "MODSEQ" for a in atts):
+        condstore.enable_condstore(s)
     if req.uid and not any(a.name == "UID" for a in atts):
         atts = [FetchAtt("UID"), *atts]
     indices = view.select(seqset, req.uid)
+    since = mods.changedsince if mods is not None else None
     targets = []
     skipped = False
     for i in indices:
         uid = view.uids[i]
-        if view.live(uid):
-            targets.append((i + 1, uid))
-        else:
+        if not view.live(uid):
             skipped = True
+        elif since is None or view.info[uid].modseq > since:
+            targets.append((i + 1, uid))
     set_seen = not view.readonly and any(a.sets_seen for a in atts)
-    d = defer.ensureDeferred(_run(s, atts, targets, set_seen))
+    if mods is not None and mods.vanished and since is not None:
+        vanished = condstore_cmds.vanished_earlier(s, view, seqset, since)
+        d = vanished.addCallback(lambda _: send_fetch(s, atts, targets, set_seen))
+    else:
+        d = send_fetch(s, atts, targets, set_seen)
 
     def done(outcome: tuple[bool, str | None]) -> Result:
         missing, failed_code = outcome
@@ -94,6 +107,14 @@ def fetch(s: IMAPSession, req: Request) -> Any:
         return ok("FETCH completed")
 
     return d.addCallback(done)
+
+
+def send_fetch(
+    s: IMAPSession, atts: list[FetchAtt], targets: list[tuple[int, int]], set_seen: bool
+) -> defer.Deferred[tuple[bool, str | None]]:
+    """Send FETCH responses for ``targets`` ((seq, uid) pairs); fires with
+    (some message was gone, response code of an undecodable BINARY item)."""
+    return defer.ensureDeferred(_run(s, atts, targets, set_seen))
 
 
 async def _run(
@@ -111,14 +132,14 @@ async def _run(
                 return missing, failed  # the connection went away
             items = [(seq, uid, view.flags(uid), view.info[uid]) for seq, uid in batch]
             data, changed, gone, code = await s.run(
-                _render_batch, view.mailbox, items, atts, set_seen
+                _render_batch, view.mailbox, items, atts, set_seen, view.condstore
             )
             if s.disconnecting or s.view is not view:
                 return missing, failed
             missing = missing or bool(gone)
             failed = failed or code
             if changed:
-                view.note_flags(changed)
+                view.note_stored(changed)
             if data:
                 s.send(data)
             if gate is not None:
@@ -159,24 +180,32 @@ def _batches(view: Any, targets: list[tuple[int, int]], heavy: bool) -> Generato
 
 
 def _render_batch(
-    mailbox: Any, items: list[Any], atts: list[FetchAtt], set_seen: bool
-) -> tuple[bytes, dict[int, frozenset[str]], list[int], str | None]:
-    """Pool thread: the FETCH responses of one batch, flags set, UIDs gone,
-    and the response code of a BINARY item that could not be decoded."""
-    changed: dict[int, frozenset[str]] = {}
+    mailbox: Any,
+    items: list[Any],
+    atts: list[FetchAtt],
+    set_seen: bool,
+    with_modseq: bool = False,
+) -> tuple[bytes, dict[int, tuple[frozenset[str], int]], list[int], str | None]:
+    """Pool thread: the FETCH responses of one batch, (flags, modseq) set,
+    UIDs gone, and the response code of a BINARY item that could not be
+    decoded.  With ``with_modseq`` a message whose \\Seen this FETCH set also
+    gets UID and MODSEQ (RFC 7162 §3.2.4)."""
+    changed: dict[int, tuple[frozenset[str], int]] = {}
     if set_seen:
         need = [uid for _, uid, flags, _ in items if "\\Seen" not in flags]
         if need:
-            changed = dict(mailbox.store_flags(need, ["\\Seen"], "add"))
+            changed = dict(mailbox.store_flags_conditional(need, ["\\Seen"], "add").messages)
     want_raw = content.needs_raw(atts)
     want_structure = content.needs_structure(atts)
-    has_flags = any(a.name == "FLAGS" for a in atts)
+    has = {a.name for a in atts}
     out: list[bytes] = []
     gone: list[int] = []
     failed: str | None = None
     for seq, uid, flags, info in items:
+        modseq = info.modseq
         if uid in changed:
-            flags = changed[uid] | (flags & {RECENT})
+            flags = changed[uid][0] | (flags & {RECENT})
+            modseq = changed[uid][1]
         try:
             raw = _read(mailbox, uid) if want_raw else None
             part = mailbox.structure(uid) if want_structure else None
@@ -186,7 +215,12 @@ def _render_batch(
                 continue
             raise
         pieces = []
+        if uid in changed and with_modseq and "UID" not in has:
+            pieces.append(b"UID %d" % uid)
         for a in atts:
+            if a.name == "MODSEQ":
+                pieces.append(b"MODSEQ (%d)" % modseq)
+                continue
             try:
                 pieces.append(
                     content.render_item(
@@ -201,7 +235,9 @@ def _render_batch(
                 )
             except content.BinaryError as e:  # the item is left out (as Dovecot does)
                 failed = e.code
-        if uid in changed and not has_flags:
+        if uid in changed and with_modseq and "MODSEQ" not in has:
+            pieces.append(b"MODSEQ (%d)" % modseq)
+        if uid in changed and "FLAGS" not in has:
             pieces.append(
                 content.render_item(
                     FetchAtt("FLAGS"),

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.imap import responses
+from mailsuite.imap import condstore, responses
 from mailsuite.imap import status as status_items
 from mailsuite.imap.args import mailbox_name
 from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, State, no, ok
-from mailsuite.imap.commands import append, listing
+from mailsuite.imap.commands import append, listing, qresync
 from mailsuite.imap.parser import expect_count
 from mailsuite.imap.selected import RecentTracker, SelectedView
 from mailsuite.interfaces import SYSTEM_FLAGS
@@ -36,14 +36,20 @@ def examine(s: IMAPSession, req: Request) -> Any:
 
 
 def _open(s: IMAPSession, req: Request, readonly: bool) -> Any:
-    expect_count(req.args, 1)
+    """SELECT/EXAMINE ``name [(CONDSTORE) | (QRESYNC (...))]`` (RFC 7162 §3.1.8, §3.2.5)."""
+    expect_count(req.args, 1, 2)
     name = mailbox_name(req.args[0])
+    params = condstore.parse_select_params(s, req.args[1]) if len(req.args) == 2 else None
+    if s.view is not None:
+        s.untagged("OK [CLOSED] Previous mailbox closed")  # RFC 7162 §3.2.11
     s.view = None  # the previous mailbox is closed without expunge (§6.3.1)
     s.state = State.AUTHENTICATED
+    if params is not None and params.condstore:
+        condstore.enable_condstore(s)
     tracker = s.context.extras.setdefault("imap.recent", RecentTracker())
     d = s.run(_open_view, s.account, name, readonly, tracker)
 
-    def opened(found: tuple[SelectedView, list[str], int, int]) -> Result:
+    def opened(found: tuple[SelectedView, list[str], int, int]) -> Any:
         view, keywords, unseen, uidnext = found
         flags = responses.flag_list([*SYSTEM_FLAGS, *keywords])
         s.untagged(f"FLAGS {flags}")
@@ -57,8 +63,14 @@ def _open(s: IMAPSession, req: Request, readonly: bool) -> Any:
         s.untagged(f"OK [UIDNEXT {uidnext}] Predicted next UID")
         s.view = view
         s.state = State.SELECTED
+        condstore.configure_view(s, view)
+        if view.condstore:
+            s.untagged(f"OK [HIGHESTMODSEQ {view.highest_modseq}] Highest")
         mode = "READ-ONLY" if readonly else "READ-WRITE"
-        return ok(f"{req.name} completed", mode)
+        result = ok(f"{req.name} completed", mode)
+        if params is not None and params.qresync is not None:
+            return qresync.resync(s, view, params.qresync).addCallback(lambda _: result)
+        return result
 
     d.addCallback(opened)
     return d
@@ -83,6 +95,8 @@ def _open_view(
 
     recent = claim([m.uid for m in messages])
     view = SelectedView(name, mailbox, readonly, messages, recent, claim)
+    condstore.after_sync(view, mailbox)
+    view.known_modseq = view.highest_modseq
     keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
     unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
     return view, keywords, unseen, mailbox.uidnext()
@@ -157,6 +171,8 @@ def status(s: IMAPSession, req: Request) -> Any:
     expect_count(req.args, 2)
     name = mailbox_name(req.args[0])
     wanted = status_items.parse_items(req.args[1])
+    if "HIGHESTMODSEQ" in wanted:
+        condstore.enable_condstore(s)  # RFC 7162 §3.1
     tracker = s.context.extras.setdefault("imap.recent", RecentTracker())
     limit = int(s.config.max_literal_size)
     d = s.run(status_items.compute, s.account, name, tracker, limit)

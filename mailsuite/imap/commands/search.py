@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.imap import esearch
+from mailsuite.imap import condstore, esearch
 from mailsuite.imap.command import Request, Result, no, ok
 from mailsuite.imap.parser import ParseError
 from mailsuite.imap.searchmatch import (
@@ -46,6 +46,9 @@ def search(s: IMAPSession, req: Request) -> Any:
         if e.code == "BADCHARSET":
             return no("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
         raise ParseError(e.text or "Invalid search keys")
+    with_modseq = condstore.uses_modseq(tree)
+    if with_modseq:
+        condstore.enable_condstore(s)  # RFC 7162 §3.1
     max_uid = view.uids[-1] if view.uids else 0
     candidates = [
         (seq, uid, view.flags(uid), view.info[uid])
@@ -59,10 +62,15 @@ def search(s: IMAPSession, req: Request) -> Any:
 
     def answer(found: list[tuple[int, int]]) -> Result:
         values = [uid if req.uid else seq for seq, uid in found]
+        highest = ""  # RFC 7162 §3.1.6, §3.1.10: the highest modseq found
+        if with_modseq and found:
+            highest = str(max(view.info[uid].modseq for _, uid in found))
         if options is not None:
-            s.untagged(esearch.render(req.tag, req.uid, values, options))
+            line = esearch.render(req.tag, req.uid, values, options)
+            s.untagged(line + (f" MODSEQ {highest}" if highest else ""))
             return ok("SEARCH completed")
-        s.untagged("SEARCH" + "".join(f" {v}" for v in values))
+        tail = f" (MODSEQ {highest})" if highest else ""
+        s.untagged("SEARCH" + "".join(f" {v}" for v in values) + tail)
         return ok("SEARCH completed")
 
     return d.addCallback(answer)
@@ -101,6 +109,7 @@ def _match_batch(
             internaldate=info.internaldate,
             max_seq=max_seq,
             max_uid=max_uid,
+            modseq=info.modseq,
             load_raw=_loader(mailbox, uid),
             load_part=_part_loader(mailbox, uid),
         )

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.imap import responses
+from mailsuite.imap import condstore
 from mailsuite.imap.args import mailbox_name, parse_flags
 from mailsuite.imap.command import SELECTED, Command, Request, Result, State, no, ok
+from mailsuite.imap.commands import condstore as condstore_cmds
 from mailsuite.imap.commands import fetch as fetch_cmd
 from mailsuite.imap.commands import idle as idle_cmd
 from mailsuite.imap.commands import search as search_cmd
@@ -72,51 +73,46 @@ def expunge(s: IMAPSession, req: Request) -> Any:
         expect_count(req.args, 0)
     if view.readonly:
         return _read_only()
-    d = s.run(view.mailbox.expunge, uids)
+    d = s.run(_expunge, view.mailbox, uids)
 
-    def done(removed: list[int]) -> Result:
+    def done(outcome: tuple[list[int], int]) -> Result:
+        removed, highest = outcome
         view.note_expunged(removed)
+        view.highest_modseq = max(view.highest_modseq, highest)
         return ok("EXPUNGE completed")
 
     return d.addCallback(done)
 
 
+def _expunge(mailbox: Any, uids: list[int] | None) -> tuple[list[int], int]:
+    """Pool thread: expunge; the removed UIDs and the new HIGHESTMODSEQ."""
+    removed = list(mailbox.expunge(uids))
+    return removed, int(mailbox.highest_modseq())
+
+
 def store(s: IMAPSession, req: Request) -> Any:
-    """RFC 3501 §6.4.6 ``STORE set [+|-]FLAGS[.SILENT] flags``."""
+    """RFC 3501 §6.4.6 ``STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] flags``
+    (RFC 7162 §3.1.3; the work is in :func:`.condstore.store`)."""
     view = _view(s)
-    if len(req.args) < 3:
+    args = req.args
+    since = None
+    if len(args) > 1 and isinstance(args[1], list):
+        since = condstore.parse_store_modifiers(args[1])
+        args = [args[0], *args[2:]]
+    if len(args) < 3:
         raise ParseError("STORE needs a set, an item and flags")
-    seqset = parse_sequence_set(req.args[0])
-    item = atom(req.args[1], "STORE item").upper()
+    seqset = parse_sequence_set(args[0])
+    item = atom(args[1], "STORE item").upper()
     silent = item.endswith(".SILENT")
     mode = _STORE_MODES.get(item.removesuffix(".SILENT"))
     if mode is None:
         raise ParseError("Invalid STORE item")
-    flag_args = req.args[2:]
+    flag_args = args[2:]
     flags = parse_flags(flag_args[0] if len(flag_args) == 1 else list(flag_args))
     indices = view.select(seqset, req.uid)
     if view.readonly:
         return _read_only()
-    uids = [view.uids[i] for i in indices if view.live(view.uids[i])]
-    if not uids:
-        return ok("STORE completed")
-    d = s.run(view.mailbox.store_flags, uids, flags, mode)
-
-    def done(changed: dict[int, frozenset[str]]) -> Result:
-        view.note_flags(changed)
-        if not silent:
-            lines = []
-            for uid in uids:
-                if uid in changed:
-                    flag_text = responses.flag_list(view.flags(uid))
-                    uid_part = f"UID {uid} " if req.uid else ""
-                    lines.append(f"* {view.seq_of(uid)} FETCH ({uid_part}FLAGS {flag_text})\r\n")
-            s.send("".join(lines).encode())
-        if len(changed) < len(uids):
-            return no("Some messages were expunged", "EXPUNGEISSUED")
-        return ok("STORE completed")
-
-    return d.addCallback(done)
+    return condstore_cmds.store(s, req, indices, (flags, mode), silent, since)
 
 
 def copy(s: IMAPSession, req: Request) -> Any:
