@@ -75,6 +75,8 @@ AUTH_CAPS = (
     "ESEARCH",
     "STATUS=SIZE",
     *quota_cmds.CAPABILITIES,
+    "LIST-EXTENDED",
+    "LIST-STATUS",
 )
 
 
