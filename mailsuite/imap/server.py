@@ -71,6 +71,8 @@ AUTH_CAPS = (
     "SPECIAL-USE",
     "CHILDREN",
     "BINARY",
+    "CONDSTORE",
+    "QRESYNC",
     "WITHIN",
     "ESEARCH",
     "STATUS=SIZE",
