@@ -37,6 +37,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -227,7 +228,7 @@ class MaildirMailbox:
         except FileNotFoundError:
             raise MailError(ErrorKind.NONEXISTENT) from None
         if self._keywords.refresh():
-            self._flag_cache.clear()
+            self._flag_cache = {}  # replaced, not cleared: messages() listings keep theirs
         touched = self._ms.refresh(self.uidvalidity)
         if self._ms_seen and (touched is None or touched):
             self._note_touched(touched)
@@ -627,22 +628,23 @@ class MaildirMailbox:
         return self._snap.next_uid
 
     def messages(self) -> MessageList:
-        snap = self._snap
-        return MessageList(
-            snap.uids, snap.files, snap.sizes, snap.mtimes, self._flags_of_name, self._ms.modseq_of
-        )
+        """The listing as of the last sync or own change: a lazy, read-only
+        sequence that later changes of this view do not alter (modseqs are
+        fixed now; flags come from the file names of this snapshot), safe to
+        read from any thread.  O(1) apart from copying the modseq overlay."""
+        with self._lock:
+            snap = self._snap
+            flags_of = partial(_cached_flags, self._flag_cache, self._keywords)
+            return MessageList(
+                snap.uids, snap.files, snap.sizes, snap.mtimes, flags_of, self._ms.frozen()
+            )
 
     def uids(self) -> Sequence[int]:
         """The UIDs known at the last sync, ascending (cheaper than ``messages()``)."""
         return self._snap.uids
 
     def _flags_of_name(self, name: str) -> frozenset[str]:
-        tail = name.partition(":")[2]  # "2,<letters>", or something foreign
-        flags = self._flag_cache.get(tail)
-        if flags is None:
-            info = tail[2:] if tail.startswith("2,") else ""
-            flags = self._flag_cache[tail] = info_to_flags(info, self._keywords)
-        return flags
+        return _cached_flags(self._flag_cache, self._keywords, name)
 
     def _pos(self, uid: int) -> int | None:
         uids = self._snap.uids
@@ -1009,6 +1011,18 @@ class MaildirMailbox:
     def close(self) -> None:
         """Release the index cache connection (the view stays usable)."""
         self._cache.close()
+
+
+def _cached_flags(
+    cache: dict[str, frozenset[str]], keywords: Keywords, name: str
+) -> frozenset[str]:
+    """The flags of a file name, memoised per name tail in ``cache``."""
+    tail = name.partition(":")[2]  # "2,<letters>", or something foreign
+    flags = cache.get(tail)
+    if flags is None:
+        info = tail[2:] if tail.startswith("2,") else ""
+        flags = cache[tail] = info_to_flags(info, keywords)
+    return flags
 
 
 def _header_end(raw: bytes) -> int:

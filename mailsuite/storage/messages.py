@@ -79,8 +79,10 @@ class MessageList(Sequence[MessageInfo]):
     """``Mailbox.messages()``: a read-only view of one snapshot, built lazily.
 
     Creating 100,000 ``MessageInfo`` objects up front would cost more than the
-    whole warm open, so each is made on access.  ``modseq`` comes from the
-    view's current modseq state when the item is made.
+    whole warm open, so each is made on access.  The columns are the
+    snapshot's (replaced, never changed in place, by the mailbox view), and
+    ``flags_of``/``modseq_of`` are fixed when the list is made, so items do
+    not change afterwards and the list may be read from any thread.
     """
 
     __slots__ = ("_files", "_flags_of", "_modseq_of", "_mtimes", "_sizes", "_uids")

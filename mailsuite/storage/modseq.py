@@ -219,6 +219,23 @@ class ModseqLog:
             return self._bm[i]
         return self.base
 
+    def frozen(self) -> Callable[[int], int]:
+        """A :meth:`modseq_of` fixed at the current state, safe to call from
+        any thread later (the block columns are replaced, never changed in
+        place; the overlay is copied: O(overlay))."""
+        mods, bu, bm, base = dict(self.mods), self._bu, self._bm, self.base
+
+        def modseq_of(uid: int) -> int:
+            m = mods.get(uid)
+            if m is not None:
+                return m
+            i = bisect_left(bu, uid)
+            if i < len(bu) and bu[i] == uid:
+                return bm[i]
+            return base
+
+        return modseq_of
+
     def recorded_tail(self, uid: int) -> str | None:
         """The name tail last logged for ``uid``, or None."""
         tail = self.tails.get(uid)
