@@ -12,7 +12,9 @@ fsyncs of concurrent commits into one folder are grouped
 delivered only after an fsync that began after its own rename.
 
 Per-recipient errors are ``MailError``: OVER_QUOTA (limits from
-``quota_lookup(account)``, 0 = unlimited), UNKNOWN_MAILBOX (unusable account
+``quota_lookup(account)``, 0 = unlimited, reused for up to
+:data:`QUOTA_CACHE_SECONDS`: a limit changed with ``mailsuite-admin``
+applies to deliveries at most that much later), UNKNOWN_MAILBOX (unusable account
 address), TEMPORARY (I/O error, lock timeout).  A recipient with several
 targets fails as a whole if any target fails (copies already made stay; the
 sender retries the recipient).  Targets whose folder does not exist are
@@ -25,6 +27,7 @@ the folder's next ``sync()``) is published per folder to the store's hub.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +42,12 @@ from mailsuite.storage.quota import MaildirSize
 from mailsuite.storage.store import MaildirStore
 
 log = Logger()
+
+#: Quota limits read from the directory are reused this long (seconds) per
+#: account: one directory read per account every few seconds instead of one
+#: per delivery.  The staleness bound for quota changes made by the admin.
+QUOTA_CACHE_SECONDS = 2.0
+_MAX_CACHED = 4096  # accounts whose limits are cached before expired ones are dropped
 
 
 class MaildirDeliveryAgent:
@@ -57,21 +66,60 @@ class MaildirDeliveryAgent:
         )
         self.names = UniqueNames()
         self._recounts: dict[str, float] = {}
+        self._limits: dict[str, tuple[float, tuple[int, int]]] = {}
+        self._complete: set[str] = set()  # account roots seen complete (with cur/)
 
     def begin(self, envelope: Envelope) -> MaildirDelivery:
-        self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.spool_dir / self.names.new(self.store.clock())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path = os.path.join(self.spool_dir, self.names.new(self.store.clock()))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o600)
         return MaildirDelivery(self, envelope, path, fd)
 
+    def limits(self, account: str) -> tuple[int, int]:
+        """``quota_lookup(account)``, cached for :data:`QUOTA_CACHE_SECONDS`."""
+        now = time.monotonic()
+        cached = self._limits.get(account)
+        if cached is not None and now - cached[0] < QUOTA_CACHE_SECONDS:
+            return cached[1]
+        value = self.quota_lookup(account)
+        if len(self._limits) >= _MAX_CACHED:
+            self._limits = {
+                a: c for a, c in self._limits.items() if now - c[0] < QUOTA_CACHE_SECONDS
+            }
+        self._limits[account] = (now, value)
+        return value
+
     def quota_for(self, account: str, root: Path) -> MaildirSize:
-        return MaildirSize(root, lambda: self.quota_lookup(account), self._recounts)
+        return MaildirSize(root, lambda: self.limits(account), self._recounts)
+
+    def account_root(self, address: str) -> Path:
+        """The account's maildir, created (with its default folders) if it is
+        not complete yet.  Raises UNKNOWN_MAILBOX for an unusable address."""
+        try:
+            root = self.store.account_path(address)
+        except MailError:
+            raise MailError(ErrorKind.UNKNOWN_MAILBOX) from None
+        key = str(root)
+        if key not in self._complete:
+            if not (root / "cur").is_dir():
+                self.store.account(address).ensure_created()
+            self._complete.add(key)
+        return root
+
+    def recreate(self, address: str) -> None:
+        """The account tree vanished under us (deleted, repaired): build it again."""
+        self._complete.discard(str(self.store.account_path(address)))
+        self.store.account(address).ensure_created()
 
 
 class MaildirDelivery:
     """Implements :class:`mailsuite.interfaces.Delivery`: one spool file."""
 
-    def __init__(self, agent: MaildirDeliveryAgent, envelope: Envelope, path: Path, fd: int):
+    def __init__(self, agent: MaildirDeliveryAgent, envelope: Envelope, path: str, fd: int):
         self.agent = agent
         self.envelope = envelope
         self.path = path
@@ -126,7 +174,7 @@ class MaildirDelivery:
                 pass
 
     def _deliver_all(self, targets: dict[str, list[LocalTarget]]) -> list[DeliveryResult]:
-        placed: dict[str, list[tuple[Path, LocalTarget, str]]] = {}
+        placed: dict[str, list[tuple[str, LocalTarget, str]]] = {}
         errors: dict[str, MailError] = {}
         for rcpt, tlist in targets.items():
             placed[rcpt] = []
@@ -140,7 +188,7 @@ class MaildirDelivery:
                     log.error("delivery to {t} failed: {exc}", t=target, exc=exc)
                     errors[rcpt] = MailError(ErrorKind.TEMPORARY, detail=str(exc))
                     break
-        synced: dict[Path, MailError | None] = {}
+        synced: dict[str, MailError | None] = {}
         for rcpt, items in placed.items():
             for new_dir, _, _ in items:
                 if new_dir not in synced:
@@ -154,7 +202,7 @@ class MaildirDelivery:
         self._publish({(t.account, folder) for items in placed.values() for _, t, folder in items})
         return results
 
-    def _sync(self, new_dir: Path) -> MailError | None:
+    def _sync(self, new_dir: str) -> MailError | None:
         try:
             self.agent.store.syncer.sync(new_dir)
         except OSError as exc:
@@ -162,35 +210,31 @@ class MaildirDelivery:
             return MailError(ErrorKind.TEMPORARY, detail=str(exc))
         return None
 
-    def _place(self, target: LocalTarget) -> tuple[Path, LocalTarget, str]:
-        store = self.agent.store
-        try:
-            account = store.account(target.account)
-        except MailError:
-            raise MailError(ErrorKind.UNKNOWN_MAILBOX) from None
-        if not (account.root / "cur").is_dir():
-            account.ensure_created()
-        folder = _folder_or_inbox(account.root, target.folder)
-        quota = self.agent.quota_for(target.account, account.root)
+    def _place(self, target: LocalTarget) -> tuple[str, LocalTarget, str]:
+        agent = self.agent
+        root = agent.account_root(target.account)
+        folder = _folder_or_inbox(root, target.folder)
+        quota = agent.quota_for(target.account, root)
         quota.check(self._size)
         disk = to_disk(folder)
-        fdir = account.root / disk if disk else account.root
-        base = self.agent.names.new(store.clock(), self._size)
-        tmp = fdir / "tmp" / base
+        fdir = os.path.join(root, disk) if disk else os.fspath(root)
+        base = agent.names.new(agent.store.clock(), self._size)
+        tmp = os.path.join(fdir, "tmp", base)
         try:
             os.link(self.path, tmp)
         except FileNotFoundError:
-            account.ensure_created()  # raced with another first delivery or a repair
+            agent.recreate(target.account)  # deleted, or raced with a repair
             os.link(self.path, tmp)
         except OSError:
             _copy_durably(self.path, tmp)
+        new_dir = os.path.join(fdir, "new")
         try:
-            os.rename(tmp, fdir / "new" / base)
+            os.rename(tmp, os.path.join(new_dir, base))
         except BaseException:
             _unlink_quiet(tmp)
             raise
         quota.add(self._size, 1)
-        return fdir / "new", target, folder
+        return new_dir, target, folder
 
     def _publish(self, where: set[tuple[str, str]]) -> None:
         hub = self.agent.store.hub
@@ -211,7 +255,7 @@ def _folder_or_inbox(root: Path, name: str) -> str:
     return canonical
 
 
-def _copy_durably(src: Path, dst: Path) -> None:
+def _copy_durably(src: str, dst: str) -> None:
     with open(src, "rb") as f:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -227,7 +271,7 @@ def _copy_durably(src: Path, dst: Path) -> None:
         os.close(fd)
 
 
-def _unlink_quiet(path: Path) -> None:
+def _unlink_quiet(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
