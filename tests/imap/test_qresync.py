@@ -151,6 +151,8 @@ def test_vanished_replaces_expunge(tmp_path: Path) -> None:
     a.ok("CREATE Trash2")
     out = a.ok("MOVE 1 Trash2")
     assert re.search(rb"\* OK \[COPYUID \d+ 5 1\] Moved\r\n\* VANISHED 5\r\n", out)
+    status = a.ok("STATUS INBOX (HIGHESTMODSEQ)")
+    assert f"HIGHESTMODSEQ {highest(out)})".encode() in status
 
 
 def test_vanished_never_names_unannounced_messages(tmp_path: Path) -> None:

@@ -139,8 +139,9 @@ def _copy(s: IMAPSession, req: Request, move: bool) -> Any:
         return no("Some messages were expunged", "EXPUNGEISSUED") if skipped else ok("No messages")
     d = s.run(_copy_messages, s.account, view.mailbox, uids, dest, move)
 
-    def done(result: tuple[int, dict[int, int], list[int]]) -> Result:
-        uidvalidity, mapping, removed = result
+    def done(result: tuple[int, dict[int, int], list[int], int]) -> Result:
+        uidvalidity, mapping, removed, highest = result
+        view.highest_modseq = max(view.highest_modseq, highest)
         if dest == view.name:
             view.dirty = True
         code = None
@@ -166,8 +167,10 @@ def _copy(s: IMAPSession, req: Request, move: bool) -> Any:
 
 def _copy_messages(
     account: Any, source: Any, uids: list[int], dest_name: str, move: bool
-) -> tuple[int, dict[int, int], list[int]]:
-    """Pool thread: copy (and for MOVE flag \\Deleted and expunge exactly those)."""
+) -> tuple[int, dict[int, int], list[int], int]:
+    """Pool thread: copy (and for MOVE flag \\Deleted and expunge exactly
+    those); (dest UIDVALIDITY, UID map, UIDs removed, source HIGHESTMODSEQ
+    after a MOVE that removed some, else 0)."""
     dest = account.open(dest_name)
     mapping = dict(source.copy_to(uids, dest))
     removed: list[int] = []
@@ -175,7 +178,7 @@ def _copy_messages(
         moved = sorted(mapping)
         source.store_flags(moved, ["\\Deleted"], "add")
         removed = list(source.expunge(moved))
-    return dest.uidvalidity, mapping, removed
+    return dest.uidvalidity, mapping, removed, int(source.highest_modseq()) if removed else 0
 
 
 def _uid_set(uids: list[int]) -> str:
