@@ -11,7 +11,12 @@ fragments go to :meth:`CommandReader.execute`.
   and only then is ``+`` sent; a refused synchronising literal ends the
   command at once.  A refused non-synchronising literal is read and
   discarded, then the command is answered: never executed, never buffered.
-* APPEND literals over :data:`SPOOL_THRESHOLD` are written to an anonymous
+* An APPEND may carry several messages (RFC 3502 MULTIAPPEND): each is
+  checked against the limit, the quota check counts the earlier ones, and
+  the command is bounded (:data:`MAX_APPEND_MESSAGES`, in total
+  :data:`APPEND_TOTAL_FACTOR` times the limit).
+* APPEND literals over :data:`SPOOL_THRESHOLD` (or once the command holds
+  :data:`APPEND_MEMORY` in memory) are written to an anonymous
   file under :meth:`spool_directory` through the runner (input is held
   while a chunk is written), so memory stays bounded; they reach the
   tokenizer as :class:`~mailsuite.imap.parser.FileLiteral`.
@@ -37,6 +42,12 @@ from mailsuite.protocol.lines import LineProtocol
 
 #: APPEND literals larger than this go to a spool file, not memory
 SPOOL_THRESHOLD = 256 * 1024
+#: MULTIAPPEND (RFC 3502) bounds for one APPEND command: literals kept in
+#: memory (the rest is spooled), messages, and total size in units of the
+#: per-message limit (``literal_limit()``, the APPENDLIMIT)
+APPEND_MEMORY = 1024 * 1024
+MAX_APPEND_MESSAGES = 1000
+APPEND_TOTAL_FACTOR = 10
 
 TAG_RE = re.compile(r'^[^\x00-\x20\x7f-\uffff(){%*"\\+]{1,64}$')
 _HEAD_RE = re.compile(rb"^(\S+) +(?:(?i:UID) +)?(\S+)")
@@ -60,6 +71,10 @@ class CommandReader(LineProtocol):
         self._spool: Any = None  # temporary file receiving a large APPEND literal
         self._refused: Result | None = None  # a command being read only to be refused
         self._refused_tag = ""
+        self._is_append = False  # the command being read is APPEND
+        self._append_bytes = 0  # earlier message literals of this APPEND (MULTIAPPEND)
+        self._append_memory = 0  # ... of which kept in memory
+        self._append_count = 0
 
     # -- for subclasses ---------------------------------------------------------
     def execute(self, fragments: list[bytes]) -> Any:
@@ -107,12 +122,19 @@ class CommandReader(LineProtocol):
     def _literal_announced(self, size: int, non_sync: bool, binary: bool) -> Any:
         head = _HEAD_RE.match(self._fragments[0])
         tag = self._cmd_tag = guess_tag(self._fragments[0])
-        is_append = head is not None and head.group(2).upper() == b"APPEND"
+        is_append = self._is_append = head is not None and head.group(2).upper() == b"APPEND"
         limit = self.literal_limit()
         refusal: Result | None = None
-        if self._cmd_size + size > limit + self.max_line_length * 4 or size > limit:
+        if is_append:  # each message up to the limit, the command up to 10 of them
+            too_big = size > limit or self._append_count >= MAX_APPEND_MESSAGES
+            too_big = too_big or self._append_bytes + size > limit * APPEND_TOTAL_FACTOR
+        else:
+            too_big = self._cmd_size + size > limit + self.max_line_length * 4 or size > limit
+        if too_big:
             refusal = Result("NO" if tag else "BAD", "Literal too big", "TOOBIG")
-        spool = is_append and size > SPOOL_THRESHOLD
+        spool = is_append and (
+            size > SPOOL_THRESHOLD or self._append_memory + size > APPEND_MEMORY
+        )
         if refusal is None and self._refused is None and is_append:
             room = self.append_room()
             if room is not None:
@@ -123,7 +145,7 @@ class CommandReader(LineProtocol):
         self, left: int | None, size: int, non_sync: bool, binary: bool, spool: bool
     ) -> Any:
         refusal = None
-        if left is not None and size > left:
+        if left is not None and self._append_bytes + size > left:
             refusal = Result("NO", "Quota exceeded", "OVERQUOTA")
         return self._accept_literal(size, non_sync, binary, spool, refusal)
 
@@ -179,6 +201,11 @@ class CommandReader(LineProtocol):
         return None
 
     def _literal_done(self) -> None:
+        if self._is_append and self._refused is None:
+            self._append_bytes += self._literal_size
+            self._append_count += 1
+            if self._spool is None:
+                self._append_memory += self._literal_size
         if self._spool is not None and self._refused is None:
             self._spool.seek(0)
             self._fragments.append(FileLiteral(self._spool, self._literal_size))
@@ -197,6 +224,8 @@ class CommandReader(LineProtocol):
         self._literal = None
         self._refused = None
         self._refused_tag = ""
+        self._is_append = False
+        self._append_bytes = self._append_memory = self._append_count = 0
 
     def _command_complete(self) -> Any:
         fragments = self._fragments

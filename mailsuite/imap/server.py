@@ -79,6 +79,7 @@ AUTH_CAPS = (
     *quota_cmds.CAPABILITIES,
     "LIST-EXTENDED",
     "LIST-STATUS",
+    "MULTIAPPEND",
 )
 
 
