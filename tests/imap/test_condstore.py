@@ -56,7 +56,12 @@ def test_enable_condstore_and_qresync(tmp_path: Path) -> None:
     assert b"* ENABLED CONDSTORE\r\n" in c.ok("ENABLE CONDSTORE")
     assert b"* ENABLED\r\n" in c.ok("ENABLE CONDSTORE")  # already on: not listed again
     out = c.ok("ENABLE QRESYNC CONDSTORE X-UNKNOWN")
-    assert b"* ENABLED QRESYNC\r\n" in out
+    assert b"* ENABLED QRESYNC\r\n" in out  # CONDSTORE was on already
+    (d,) = setup(tmp_path / "d", 0)
+    assert b"* ENABLED QRESYNC CONDSTORE\r\n" in d.ok("ENABLE qresync CONDSTORE qresync")
+    (e,) = setup(tmp_path / "e", 0)
+    assert b"* ENABLED QRESYNC\r\n" in e.ok("ENABLE QRESYNC")
+    assert b"* ENABLED\r\n" in e.ok("ENABLE CONDSTORE")
     assert c.proto.enabled >= {"CONDSTORE", "QRESYNC"}
 
 
@@ -327,6 +332,8 @@ def test_modseq_never_decreases_across_sessions(tmp_path: Path) -> None:
         "SELECT INBOX ()",
         "SELECT INBOX (CONDSTORE CONDSTORE)",
         "STATUS INBOX (HIGHESTMODSEQ FOO)",
+        "FETCH 2 (MODSEQ)",
+        "FETCH 1 (FLAGS) (CHANGEDSINCE 1) extra",
     ],
 )
 def test_bad_syntax(tmp_path: Path, command: str) -> None:

@@ -77,11 +77,11 @@ def fetch(s: IMAPSession, req: Request) -> Any:
         mods = condstore.parse_fetch_modifiers(s, req.args[2], req.uid)
         if not any(a.name == "MODSEQ" for a in atts):
             atts = [FetchAtt("MODSEQ"), *atts]
-    if any(a.name == "MODSEQ" for a in atts):
-        condstore.enable_condstore(s)
     if req.uid and not any(a.name == "UID" for a in atts):
         atts = [FetchAtt("UID"), *atts]
     indices = view.select(seqset, req.uid)
+    if any(a.name == "MODSEQ" for a in atts):
+        condstore.enable_condstore(s)  # RFC 7162 §3.1
     since = mods.changedsince if mods is not None else None
     targets = []
     skipped = False
