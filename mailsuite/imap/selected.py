@@ -27,6 +27,7 @@ from typing import Any
 from mailsuite.imap import responses
 from mailsuite.imap.condstore import number_set
 from mailsuite.imap.parser import ParseError, SequenceSet
+from mailsuite.imap.viewinfo import InfoMap
 from mailsuite.interfaces import MessageInfo
 
 RECENT = "\\Recent"
@@ -49,10 +50,11 @@ class RecentTracker:
         self._seen: dict[tuple[str, str, int], int] = {}
 
     def claim(self, key: tuple[str, str, int], uids: Sequence[int], take: bool) -> set[int]:
-        """The UIDs of ``uids`` nobody was told about; ``take`` makes them ours."""
+        """The UIDs of ``uids`` (ascending) nobody was told about; ``take``
+        makes them ours."""
         with self._lock:
             high = self._seen.get(key, 0)
-            fresh = {u for u in uids if u > high}
+            fresh = set(uids[bisect.bisect_right(uids, high) :])
             if take and fresh:
                 self._seen[key] = max(fresh)
             return fresh
@@ -77,11 +79,10 @@ class SelectedView:
         self.name = name
         self.mailbox = mailbox
         self.readonly = readonly
-        self.uids: list[int] = [m.uid for m in messages]
-        if any(a >= b for a, b in zip(self.uids, self.uids[1:], strict=False)):
-            self.uids.sort()
-        self.info: dict[int, MessageInfo] = {m.uid: m for m in messages}
-        self.recent: set[int] = set(recent) & self.info.keys()
+        # ``info`` keeps the storage listing itself (lazy, no object per message)
+        self.info = InfoMap(messages)
+        self.uids: list[int] = list(self.info.uids)
+        self.recent: set[int] = {u for u in recent if u in self.info}
         self.claim = claim  # decides which new messages are \\Recent here
         self.pending_expunge: set[int] = set()
         self.pending_flags: set[int] = set()
@@ -140,30 +141,34 @@ class SelectedView:
         return self.select_uids(seqset) if by_uid else self.select_seqs(seqset)
 
     # -- changes -----------------------------------------------------------------
-    def apply(self, messages: Sequence[MessageInfo]) -> None:
+    def apply(self, messages: Sequence[MessageInfo], changed: Iterable[int] | None = None) -> None:
         """Merge a fresh storage listing: new UIDs, vanished UIDs, changed flags.
 
-        Vanished messages stay in the sequence until :meth:`updates` may
-        report them.  O(n) in the mailbox size; callers apply only after a
+        The listing becomes the view's base (kept, not copied).  ``changed``
+        (the sync's ``flags_changed``) limits the flag comparison to those
+        UIDs; None compares every message.  Vanished messages stay in the
+        sequence, with what the client knows of them, until :meth:`updates`
+        may report them.  O(n) set operations; callers apply only after a
         sync found changes.
         """
-        seen: set[int] = set()
-        added: list[int] = []
-        for m in messages:
-            seen.add(m.uid)
-            old = self.info.get(m.uid)
-            if old is None:
-                added.append(m.uid)
-                self.info[m.uid] = m
-            elif m.uid not in self.pending_expunge and (
-                old.flags != m.flags or old.modseq != m.modseq
-            ):
-                self.info[m.uid] = m
-                if old.flags != m.flags or self.condstore:
-                    self.pending_flags.add(m.uid)
-        for uid in self.uids:
-            if uid not in seen:
-                self.pending_expunge.add(uid)
+        old, new = self.info, InfoMap(messages)
+        listed = set(new.uids)
+        vanished = set(self.uids).difference(listed)
+        self.pending_expunge |= vanished
+        for uid in self.pending_expunge:
+            info = old.get(uid)
+            if info is not None:
+                new[uid] = info  # the client still knows it until EXPUNGE
+        added = sorted(listed.difference(self.uids))
+        check = listed.intersection(self.uids if changed is None else changed)
+        for uid in check:
+            was = old.get(uid)
+            if was is None or uid in self.pending_expunge:
+                continue
+            now = new[uid]
+            if was.flags != now.flags or (self.condstore and was.modseq != now.modseq):
+                self.pending_flags.add(uid)
+        self.info = new
         if added:
             added.sort()
             if self.uids and added[0] < self.uids[-1]:

@@ -339,7 +339,7 @@ def _sync_into(view: SelectedView, force: bool) -> None:
     if force or mailbox.changed_on_disk():
         result = mailbox.sync()
         if result.added or result.expunged or result.flags_changed:
-            view.apply(list(mailbox.messages()))
+            view.apply(mailbox.messages(), result.flags_changed)
     condstore.after_sync(view, mailbox)
 
 

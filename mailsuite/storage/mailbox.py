@@ -643,6 +643,11 @@ class MaildirMailbox:
         """The UIDs known at the last sync, ascending (cheaper than ``messages()``)."""
         return self._snap.uids
 
+    def defined_keywords(self) -> list[str]:
+        """The keywords ``dovecot-keywords`` defines as of the last sync (a
+        superset of those in use; empty means no message has a keyword)."""
+        return [k for k in self._keywords.names if k is not None]
+
     def _flags_of_name(self, name: str) -> frozenset[str]:
         return _cached_flags(self._flag_cache, self._keywords, name)
 

@@ -19,7 +19,8 @@ from mailsuite.imap.command import AUTHENTICATED, Command, Request, Result, Stat
 from mailsuite.imap.commands import append, listing, qresync
 from mailsuite.imap.parser import expect_count
 from mailsuite.imap.selected import RecentTracker, SelectedView
-from mailsuite.interfaces import SYSTEM_FLAGS
+from mailsuite.interfaces import SYSTEM_FLAGS, MessageInfo
+from mailsuite.storage.messages import MessageList
 
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
@@ -87,19 +88,35 @@ def _open_view(
     """
     mailbox = account.open(name)
     mailbox.sync()
-    messages = list(mailbox.messages())
+    messages = mailbox.messages()  # kept by the view as it is (lazy items)
     key = (account.address, name, mailbox.uidvalidity)
 
     def claim(uids: Sequence[int]) -> set[int]:
         return tracker.claim(key, uids, take=not readonly)
 
-    recent = claim([m.uid for m in messages])
-    view = SelectedView(name, mailbox, readonly, messages, recent, claim)
+    view = SelectedView(name, mailbox, readonly, messages, (), claim)
+    view.recent = claim(view.uids)
+    view.recent_sent = len(view.recent)
     condstore.after_sync(view, mailbox)
     view.known_modseq = view.highest_modseq
-    keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
-    unseen = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
+    keywords, unseen = _keywords_and_unseen(mailbox, messages)
     return view, keywords, unseen, mailbox.uidnext()
+
+
+def _keywords_and_unseen(mailbox: Any, messages: Sequence[MessageInfo]) -> tuple[list[str], int]:
+    """Keywords in use and the first unseen sequence number (0: none), without
+    making an object per message when the store gives a MessageList (and
+    without looking at every message when the folder defines no keyword)."""
+    if isinstance(messages, MessageList):
+        defined = getattr(mailbox, "defined_keywords", None)
+        none = defined is not None and not defined()
+        sets = set() if none else messages.distinct_flags()
+        first = messages.first_without("\\Seen") + 1
+    else:
+        sets = {m.flags for m in messages}
+        first = next((i for i, m in enumerate(messages, 1) if "\\Seen" not in m.flags), 0)
+    keywords = sorted({f for flags in sets for f in flags if not f.startswith("\\")})
+    return keywords, first
 
 
 def create(s: IMAPSession, req: Request) -> Any:
