@@ -223,6 +223,10 @@ class Account(Protocol):
 
     def subscribe(self, name: str, subscribed: bool) -> None: ...
 
+    def subscriptions(self) -> list[str]:
+        """Every subscribed name, whether or not the folder still exists."""
+        ...
+
     def usage(self) -> tuple[int, int]:
         """(bytes, messages) used, for quotas."""
         ...

@@ -243,6 +243,12 @@ class MaildirAccount:
             mapping = dict(moves)
             self._edit_subscriptions(add=[mapping[a] for a in old], remove=old)
 
+    def subscriptions(self) -> list[str]:
+        """Every subscribed name, including names whose folder no longer
+        exists (RFC 3501 §6.3.6 keeps them; LIST-EXTENDED shows them as
+        ``\\NonExistent``, RFC 5258 §3.1).  Blocking; reads need no lock."""
+        return self._read_subscriptions()
+
     def subscribe(self, name: str, subscribed: bool) -> None:
         canonical = normalize(name)
         if not (self.root / "cur").is_dir():

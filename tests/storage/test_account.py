@@ -132,3 +132,15 @@ def test_usage_and_quota_file(tmp_path: Path) -> None:
     assert acct.usage() == (sum(sizes[1:]), 2)
     (acct.root / "maildirsize").unlink()
     assert acct.usage() == (sum(sizes[1:]), 2)  # recomputed
+
+
+def test_subscriptions_keep_names_of_deleted_folders(account: MaildirAccount) -> None:
+    """RFC 3501 §6.3.6: a subscription outlives its folder (LIST-EXTENDED
+    then shows it as \\NonExistent, RFC 5258 §3.1)."""
+    account.create_folder("Projects/Old")
+    account.subscribe("Projects/Old", True)
+    account.delete_folder("Projects/Old")
+    assert "Projects/Old" in account.subscriptions()
+    assert "Projects/Old" not in [f.name for f in account.folders()]
+    account.subscribe("Projects/Old", False)
+    assert "Projects/Old" not in account.subscriptions()

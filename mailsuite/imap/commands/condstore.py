@@ -175,6 +175,38 @@ def _info(mailbox: Any, uid: int) -> Any:
 
 
 # ---------------------------------------------------------------------------
+def changed_fetch(
+    s: IMAPSession,
+    view: SelectedView,
+    mods: condstore.FetchModifiers,
+    uid_set: SequenceSet,
+    targets: list[tuple[int, int]],
+) -> defer.Deferred[list[tuple[int, int]]]:
+    """FETCH with CHANGEDSINCE (and VANISHED): send VANISHED (EARLIER) if
+    asked, then fire with the (seq, uid) ``targets`` changed since."""
+    since = mods.changedsince
+    assert since is not None
+    d = s.run(changed_targets, view, targets, since)
+    if not mods.vanished:
+        return d
+
+    def vanished(changed: list[tuple[int, int]]) -> defer.Deferred[list[tuple[int, int]]]:
+        return vanished_earlier(s, view, uid_set, since).addCallback(lambda _: changed)
+
+    return d.addCallback(vanished)
+
+
+def changed_targets(
+    view: SelectedView, targets: list[tuple[int, int]], since: int
+) -> list[tuple[int, int]]:
+    """Pool thread: the (seq, uid) of ``targets`` whose modseq, as the
+    session knows it, is above ``since`` (the storage's ``changed_since``
+    narrows the set first, so unchanged messages cost nothing)."""
+    changed = set(view.mailbox.changed_since(since))
+    info = view.info
+    return [(seq, uid) for seq, uid in targets if uid in changed and info[uid].modseq > since]
+
+
 def vanished_earlier(
     s: IMAPSession, view: SelectedView, uid_set: SequenceSet, since: int, floor: int = 0
 ) -> defer.Deferred[None]:

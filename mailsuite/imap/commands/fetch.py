@@ -82,19 +82,19 @@ def fetch(s: IMAPSession, req: Request) -> Any:
     indices = view.select(seqset, req.uid)
     if any(a.name == "MODSEQ" for a in atts):
         condstore.enable_condstore(s)  # RFC 7162 §3.1
-    since = mods.changedsince if mods is not None else None
     targets = []
     skipped = False
     for i in indices:
         uid = view.uids[i]
-        if not view.live(uid):
-            skipped = True
-        elif since is None or view.info[uid].modseq > since:
+        if view.live(uid):
             targets.append((i + 1, uid))
+        else:
+            skipped = True
     set_seen = not view.readonly and any(a.sets_seen for a in atts)
-    if mods is not None and mods.vanished and since is not None:
-        vanished = condstore_cmds.vanished_earlier(s, view, seqset, since)
-        d = vanished.addCallback(lambda _: send_fetch(s, atts, targets, set_seen))
+    d: defer.Deferred[tuple[bool, str | None]]
+    if mods is not None and mods.changedsince is not None:
+        found = condstore_cmds.changed_fetch(s, view, mods, seqset, targets)
+        d = found.addCallback(lambda changed: send_fetch(s, atts, changed, set_seen))
     else:
         d = send_fetch(s, atts, targets, set_seen)
 

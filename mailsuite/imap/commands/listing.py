@@ -54,10 +54,7 @@ def list_(s: IMAPSession, req: Request) -> Any:
 
 def _folders_and_subscriptions(account: Any) -> tuple[list[FolderInfo], list[str]]:
     """Pool thread: the existing folders and the subscribed names."""
-    folders = list(account.folders())
-    reader = getattr(account, "subscriptions", None)
-    subscribed = list(reader()) if callable(reader) else []
-    return folders, subscribed
+    return list(account.folders()), list(account.subscriptions())
 
 
 async def _with_status(s: IMAPSession, entries: list[listext.Entry], wanted: list[str]) -> Result:

@@ -42,30 +42,28 @@ def resync(s: IMAPSession, view: SelectedView, p: condstore.QresyncParams) -> de
     else:
         return defer.succeed(None)  # never had a message: nothing is known
     floor = seq_match_floor(view, p.seq_match) if p.seq_match is not None else 0
-    targets = changed_targets(view, uid_set.resolve(top), p.modseq)
+    known = in_ranges(view, uid_set.resolve(top))
     d = condstore_cmds.vanished_earlier(s, view, uid_set, p.modseq, floor)
 
-    def fetch(_: object) -> defer.Deferred[None]:
+    def changed(_: object) -> defer.Deferred[list[tuple[int, int]]]:
+        return s.run(condstore_cmds.changed_targets, view, known, p.modseq)
+
+    def fetch(targets: list[tuple[int, int]]) -> defer.Deferred[None]:
         if s.view is not view:
             return defer.succeed(None)
         return fetch_cmd.send_fetch(s, _ATTS, targets, False).addCallback(lambda _: None)
 
-    return d.addCallback(fetch)
+    return d.addCallback(changed).addCallback(fetch)
 
 
-def changed_targets(
-    view: SelectedView, ranges: list[tuple[int, int]], since: int
-) -> list[tuple[int, int]]:
-    """(seq, uid) of the view's messages in ``ranges`` with a modseq above ``since``."""
-    uids, info = view.uids, view.info
-    out = []
+def in_ranges(view: SelectedView, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(seq, uid) of the view's messages whose UID is in ``ranges``."""
+    uids = view.uids
+    out: list[tuple[int, int]] = []
     for lo, hi in ranges:
         i = bisect.bisect_left(uids, lo)
-        while i < len(uids) and uids[i] <= hi:
-            uid = uids[i]
-            if info[uid].modseq > since and view.live(uid):
-                out.append((i + 1, uid))
-            i += 1
+        end = bisect.bisect_right(uids, hi)
+        out.extend((j + 1, uids[j]) for j in range(i, end))
     return out
 
 

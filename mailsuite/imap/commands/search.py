@@ -64,7 +64,8 @@ def search(s: IMAPSession, req: Request) -> Any:
         values = [uid if req.uid else seq for seq, uid in found]
         highest = ""  # RFC 7162 §3.1.6, §3.1.10: the highest modseq found
         if with_modseq and found:
-            highest = str(max(view.info[uid].modseq for _, uid in found))
+            known = {c[1]: c[3].modseq for c in candidates}
+            highest = str(max(known[uid] for _, uid in found))
         if options is not None:
             line = esearch.render(req.tag, req.uid, values, options)
             s.untagged(line + (f" MODSEQ {highest}" if highest else ""))
