@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
+from mailsuite.errors import ErrorKind, MailError
 from mailsuite.imap import condstore, responses
 from mailsuite.imap.command import Request, Result, no, ok
 from mailsuite.imap.parser import SequenceSet
@@ -137,8 +138,8 @@ def _store(
     if failed and mode != "set" and since:
         retry = _spurious(mailbox, failed, flags, known)
         if retry:
-            limit = max(mailbox.modseq(u) for u in retry)
-            again = mailbox.store_flags_conditional(retry, flags, mode, limit)
+            limit = max(retry.values())  # any later change gets a higher modseq
+            again = mailbox.store_flags_conditional(list(retry), flags, mode, limit)
             passed.update(again.messages)
             changed.update(again.changed)
             done = set(again.messages)
@@ -153,24 +154,28 @@ def _store(
 
 def _spurious(
     mailbox: Any, failed: list[int], flags: list[str], known: Mapping[int, frozenset[str]]
-) -> list[int]:
-    """UIDs whose touched flags are as the client knows them (§3.1.12)."""
+) -> dict[int, int]:
+    """UID -> current modseq of the messages whose touched flags are as the
+    client knows them (§3.1.12)."""
     touched = {f.casefold() for f in flags}
-    out = []
+    out = {}
     for uid in failed:
         info = _info(mailbox, uid)
         if info is None:
             continue
         now = {f.casefold() for f in info.flags} & touched
         if now == {f.casefold() for f in known.get(uid, frozenset())} & touched:
-            out.append(uid)
+            out[uid] = int(info.modseq)
     return out
 
 
 def _info(mailbox: Any, uid: int) -> Any:
+    """The storage's current MessageInfo of ``uid``, None once expunged."""
     try:
         return mailbox.info(uid)
-    except Exception:  # expunged meanwhile
+    except MailError as e:
+        if e.kind is not ErrorKind.EXPUNGED:
+            raise
         return None
 
 
