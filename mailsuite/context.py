@@ -29,7 +29,9 @@ class ServerContext:
     ``reactor`` provides IReactorTime (``callLater``, ``seconds``) and
     IReactorThreads; ``runner`` is the thread-pool seam for every blocking
     call; ``tls`` is a :class:`mailsuite.tls.TLSContexts` (or None when a test
-    runs without TLS); ``queue`` is the outbound queue once it exists.
+    runs without TLS); ``queue`` is the outbound queue once it exists;
+    ``watcher`` is the process's :class:`mailsuite.storage.watch.FolderWatcher`
+    (IDLE registers with it; None: each IDLE session polls by itself).
     """
 
     reactor: Any
@@ -43,4 +45,5 @@ class ServerContext:
     tls: Any
     limiter: ConnectionLimiter
     queue: Any = None
+    watcher: Any = None
     extras: dict[str, Any] = field(default_factory=dict)

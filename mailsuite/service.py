@@ -50,6 +50,7 @@ def build_context(config: Config, reactor: Any) -> ServerContext:
     """
     from mailsuite.delivery.agent import MaildirDeliveryAgent
     from mailsuite.storage.store import MaildirStore
+    from mailsuite.storage.watch import FolderWatcher
     from mailsuite.users.auth import DirectoryAuthenticator
     from mailsuite.users.directory import SQLiteDirectory
 
@@ -82,6 +83,7 @@ def build_context(config: Config, reactor: Any) -> ServerContext:
         hub=hub,
         tls=tls,
         limiter=limiter,
+        watcher=FolderWatcher(reactor, runner, config.imap.idle_poll_interval),
     )
 
 

@@ -2,8 +2,12 @@
 
 After ``+ idling`` the session reports changes to the selected mailbox as
 they happen: at once when the change hub tells about a delivery or another
-session's change in this process, and every ``imap.idle_poll_interval``
-seconds for changes made by other processes (``Mailbox.changed_on_disk``).
+session's change in this process; for changes made by other processes when
+the process's folder watcher (``context.watcher``,
+:mod:`mailsuite.storage.watch`: inotify at once, else one poll per folder
+every ``imap.idle_poll_interval`` seconds) says the folder may have changed
+-- the session then checks ``Mailbox.changed_on_disk`` itself.  Without a
+watcher each session polls every ``imap.idle_poll_interval`` seconds.
 EXPUNGE may be sent during IDLE.  Only a ``DONE`` line ends IDLE; any other
 line is answered ``* BAD`` and IDLE goes on.  ``* OK Still here`` every two
 minutes keeps NAT state alive; the inactivity timeout does not end IDLE.
@@ -32,20 +36,41 @@ class Idle:
         self.clock = s.factory.clock
         self.poll_call: Any = None
         self.keepalive_call: Any = None
+        self.unwatch: Any = None  # unregisters from context.watcher
         self.running: defer.Deferred[None] | None = None
         self.again = False
         self.stopped = False
 
     def start(self) -> None:
-        self._schedule_poll()
         self.keepalive_call = self.clock.callLater(KEEPALIVE_INTERVAL, self._keepalive)
-        self.s.flush_updates(True)
+        if self._watch():
+            self.poke()  # a change between the last command and the watch
+        else:
+            self._schedule_poll()
+            self.s.flush_updates(True)
 
     def stop(self) -> None:
         self.stopped = True
         for call in (self.poll_call, self.keepalive_call):
             if call is not None and call.active():
                 call.cancel()
+        if self.unwatch is not None:
+            self.unwatch()
+            self.unwatch = None
+
+    def _watch(self) -> bool:
+        """Register with the process's folder watcher (False: none usable)."""
+        watcher = getattr(self.s.context, "watcher", None)
+        view = self.s.view
+        path = getattr(view.mailbox, "path", None) if view is not None else None
+        if watcher is None or path is None:
+            return False
+        self.unwatch = watcher.watch(path, self._woken)
+        return True
+
+    def _woken(self) -> None:
+        if not self.stopped:
+            self.poke()
 
     def _schedule_poll(self) -> None:
         if self.s.view is not None and not self.stopped:
