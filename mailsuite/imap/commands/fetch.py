@@ -12,15 +12,15 @@ command answers ``NO [EXPUNGEISSUED]`` (RFC 2180 §4.1.2, RFC 5530).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.imap import condstore, content
+from mailsuite.imap import condstore, content, responses
 from mailsuite.imap.command import Request, Result, no, ok
 from mailsuite.imap.commands import condstore as condstore_cmds
 from mailsuite.imap.fetchatts import FetchAtt, parse_fetch_atts
@@ -123,6 +123,8 @@ async def _run(
     view = s.view
     assert view is not None
     heavy = any(a.needs_content for a in atts)
+    if not heavy and not set_seen:
+        return await _run_meta(s, atts, targets)
     gate = _register_gate(s)
     missing = False
     failed: str | None = None
@@ -148,6 +150,72 @@ async def _run(
         if gate is not None and s.transport is not None:
             s.transport.unregisterProducer()
     return missing, failed
+
+
+async def _run_meta(
+    s: IMAPSession, atts: list[FetchAtt], targets: list[tuple[int, int]]
+) -> tuple[bool, str | None]:
+    """FLAGS, UID, RFC822.SIZE, INTERNALDATE and MODSEQ need no file: they are
+    rendered from the view on the reactor thread (no pool round trip), one
+    write per ``_META_BATCH`` messages and a reactor turn between batches."""
+    view = s.view
+    assert view is not None
+    render = _meta_renderer(view, atts)
+    gate = _register_gate(s)
+    try:
+        for i in range(0, len(targets), _META_BATCH):
+            if i:
+                await task.deferLater(s.factory.clock, 0, lambda: None)
+                if gate is not None:
+                    await gate.wait()
+                if s.disconnecting or s.view is not view:
+                    break  # the connection went away
+            s.send(render(targets[i : i + _META_BATCH]))
+    finally:
+        if gate is not None and s.transport is not None:
+            s.transport.unregisterProducer()
+    return False, None
+
+
+def _meta_renderer(view: Any, atts: list[FetchAtt]) -> Callable[[list[tuple[int, int]]], bytes]:
+    """A function rendering the metadata-only ``* n FETCH (...)`` lines of a
+    batch (the same bytes as :func:`_render_batch`); each distinct flag set
+    is rendered once."""
+    info, recent = view.info, view.recent
+    rendered: dict[frozenset[str], bytes] = {}
+
+    def flag_text(f: frozenset[str]) -> bytes:
+        text = rendered.get(f)
+        if text is None:
+            text = rendered[f] = b"FLAGS " + responses.flag_list(f).encode()
+        return text
+
+    def when(uid: int) -> bytes:
+        return b"INTERNALDATE " + responses.internaldate(info[uid].internaldate).encode()
+
+    items: dict[str, Callable[[int], bytes]] = {
+        "UID": lambda uid: b"UID %d" % uid,
+        "RFC822.SIZE": lambda uid: b"RFC822.SIZE %d" % info[uid].size,
+        "INTERNALDATE": when,
+        "MODSEQ": lambda uid: b"MODSEQ (%d)" % info[uid].modseq,
+    }
+    names = [a.name for a in atts]
+
+    def render(batch: list[tuple[int, int]]) -> bytes:
+        flags: list[bytes] = []
+        if "FLAGS" in names:
+            sets = info.flags_many([uid for _, uid in batch])
+            flags = [
+                flag_text(f | {RECENT} if uid in recent else f)
+                for (_, uid), f in zip(batch, sets, strict=True)
+            ]
+        out = []
+        for k, (seq, uid) in enumerate(batch):
+            pieces = [flags[k] if n == "FLAGS" else items[n](uid) for n in names]
+            out.append(b"* %d FETCH (" % seq + b" ".join(pieces) + b")\r\n")
+        return b"".join(out)
+
+    return render
 
 
 def _register_gate(s: IMAPSession) -> WriteGate | None:
