@@ -105,7 +105,7 @@ class SelectedView:
 
     def flags(self, uid: int) -> frozenset[str]:
         """The flags to show the client (with ``\\Recent`` for this session)."""
-        flags = self.info[uid].flags
+        flags = self.info.flags(uid)
         return flags | {RECENT} if uid in self.recent else flags
 
     def seq_of(self, uid: int) -> int:

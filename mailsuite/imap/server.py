@@ -95,6 +95,9 @@ class IMAPSession(CommandReader):
         self.account: Any = None
         self.view: SelectedView | None = None
         self.enabled: set[str] = set()
+        #: set by a command that must not be answered with EXPUNGE/VANISHED
+        #: (UID SEARCH with message numbers, RFC 7162 §3.2.10.2)
+        self.hold_expunge = False
         self.idle: Any = None  # commands.idle.Idle while IDLE runs
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -277,7 +280,8 @@ class IMAPSession(CommandReader):
 
         def send(_: Any) -> None:
             held = bool(self.view is not None and self.view.pending_expunge)
-            self.flush_updates(expunge_ok or req.uid)
+            self.flush_updates((expunge_ok or req.uid) and not self.hold_expunge)
+            self.hold_expunge = False
             released = held and self.view is not None and not self.view.pending_expunge
             self.send_line(condstore.finish(self, result, released).render(req.tag))
 

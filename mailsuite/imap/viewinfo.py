@@ -50,6 +50,36 @@ class InfoMap:
             raise KeyError(uid)
         return self._base[i]
 
+    def flags(self, uid: int) -> frozenset[str]:
+        """``self[uid].flags`` without making the MessageInfo; KeyError if unknown."""
+        info = self._over.get(uid)
+        if info is not None:
+            return info.flags
+        i = self._pos(uid)
+        if i < 0:
+            raise KeyError(uid)
+        flags_at = getattr(self._base, "flags_at", None)
+        return flags_at(i) if flags_at is not None else self._base[i].flags  # type: ignore[no-any-return]
+
+    def flags_many(self, uids: list[int]) -> list[frozenset[str]]:
+        """:meth:`flags` of many UIDs in one call (the FETCH FLAGS loop)."""
+        over, dropped, listed, base = self._over, self._dropped, self.uids, self._base
+        flags_at = getattr(base, "flags_at", None)
+        n = len(listed)
+        out: list[frozenset[str]] = []
+        lo = 0
+        for uid in uids:
+            info = over.get(uid)
+            if info is not None:
+                out.append(info.flags)
+                continue
+            i = bisect.bisect_left(listed, uid, lo if lo < n and listed[lo] <= uid else 0)
+            if i >= n or listed[i] != uid or uid in dropped:
+                raise KeyError(uid)
+            lo = i
+            out.append(flags_at(i) if flags_at is not None else base[i].flags)
+        return out
+
     def get(self, uid: int, default: MessageInfo | None = None) -> MessageInfo | None:
         try:
             return self[uid]

@@ -292,3 +292,18 @@ def test_qresync_syntax(tmp_path: Path) -> None:
     assert b"[HIGHESTMODSEQ " in out
     out = a.ok("SELECT INBOX (CONDSTORE QRESYNC (1 5 1:2 (2 2)))")
     assert out.startswith(b"* OK [CLOSED]")
+
+
+def test_no_vanished_during_uid_search_with_message_numbers(tmp_path: Path) -> None:
+    """§3.2.10.2: VANISHED may answer UID SEARCH, but not one that uses
+    message numbers (they would shift under the client)."""
+    a, b = setup(tmp_path, 4, sessions=2)
+    qclient(a)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    out = a.ok("UID SEARCH 1:3")
+    assert b"VANISHED" not in out and out.startswith(b"* SEARCH 1 2 3\r\n")
+    out = a.ok("UID SEARCH UID 1:*")
+    assert out.startswith(b"* SEARCH 1 3 4\r\n* VANISHED 2\r\n")

@@ -21,9 +21,13 @@ from mailsuite.imap import condstore, esearch
 from mailsuite.imap.command import Request, Result, no, ok
 from mailsuite.imap.parser import ParseError
 from mailsuite.imap.searchmatch import (
+    And,
     MessageContext,
     Node,
+    Not,
+    Or,
     SearchParseError,
+    SeqSet,
     matches,
     needs_content,
     parse_search_program,
@@ -46,6 +50,8 @@ def search(s: IMAPSession, req: Request) -> Any:
         if e.code == "BADCHARSET":
             return no("Unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
         raise ParseError(e.text or "Invalid search keys")
+    if req.uid and _uses_sequence_numbers(tree):
+        s.hold_expunge = True  # RFC 7162 §3.2.10.2, RFC 9051 §7.5.1
     with_modseq = condstore.uses_modseq(tree)
     if with_modseq:
         condstore.enable_condstore(s)  # RFC 7162 §3.1
@@ -75,6 +81,19 @@ def search(s: IMAPSession, req: Request) -> Any:
         return ok("SEARCH completed")
 
     return d.addCallback(answer)
+
+
+def _uses_sequence_numbers(node: Node) -> bool:
+    """True if a search tree has a message-number set (not a UID set)."""
+    if isinstance(node, SeqSet):
+        return not node.uid
+    if isinstance(node, And):
+        return any(_uses_sequence_numbers(k) for k in node.keys)
+    if isinstance(node, Or):
+        return _uses_sequence_numbers(node.left) or _uses_sequence_numbers(node.right)
+    if isinstance(node, Not):
+        return _uses_sequence_numbers(node.key)
+    return False
 
 
 async def _run(
