@@ -17,6 +17,13 @@ wrong for us (DESIGN.md §2):
   commands are answered strictly in order (RFC 2920 §3) and asynchronous
   handlers (disk, password hashing) cannot reorder replies.  While waiting,
   buffered input is bounded: reading pauses past ``max_buffer``.
+* **Grouped replies** (opt-in, ``coalesce_output = True``, SMTP): output is
+  collected while input is processed and written as one unit when the
+  input runs dry or a handler waits with no further command buffered; it is
+  held only while a handler's Deferred is pending *and* more input is
+  buffered (RFC 2920 §3.2: replies to pipelined commands may be sent as a
+  unit; the server never waits for client input while holding replies).
+  :meth:`close` and :meth:`start_tls` write held output first.
 * **Raw mode** for literals, DATA and BDAT: :meth:`set_raw_mode` delivers
   the next ``count`` bytes (or everything until :meth:`set_line_mode`) to
   :meth:`raw_data_received`.
@@ -53,6 +60,7 @@ class LineProtocol(protocol.Protocol):
     strict_crlf = False
     max_buffer = 1024 * 1024
     timeout: float | None = None
+    coalesce_output = False
 
     factory: LineFactory
     transport: Any  # ITransport (+ ITLSTransport, IProducer); zope interfaces type poorly
@@ -66,6 +74,7 @@ class LineProtocol(protocol.Protocol):
         self._paused = False
         self.long_line_head = b""  # first bytes of the last over-long line
         self._timeout_call: Any = None
+        self._held: list[bytes] | None = None  # output grouped while processing input
         self.disconnecting = False
         self.conn_id = f"c{next(_ids)}"
         self.peer_host = ""
@@ -92,6 +101,7 @@ class LineProtocol(protocol.Protocol):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self._cancel_timeout()
+        self._held = None
         self.factory.connection_closed(self)
         self.log.info("{cid} disconnect", cid=self.conn_id)
         self.connection_ended(reason)
@@ -127,10 +137,19 @@ class LineProtocol(protocol.Protocol):
     def send_line(self, line: bytes | str) -> None:
         if isinstance(line, str):
             line = line.encode("utf-8")
-        self.transport.write(line + b"\r\n")
+        self.send(line + b"\r\n")
 
     def send(self, data: bytes) -> None:
-        self.transport.write(data)
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self.transport.write(data)
+
+    def flush_output(self) -> None:
+        """Write output held by ``coalesce_output`` now (one write)."""
+        held, self._held = self._held, None
+        if held and self.transport is not None:
+            self.transport.write(b"".join(held))
 
     def close(self) -> None:
         """Close after the pending output is written; stop reading input."""
@@ -139,6 +158,7 @@ class LineProtocol(protocol.Protocol):
         self.disconnecting = True
         self._buffer.clear()
         self._cancel_timeout()
+        self.flush_output()
         if self.transport is not None:
             self.transport.loseConnection()
 
@@ -162,8 +182,13 @@ class LineProtocol(protocol.Protocol):
         """Restart the idle timer (``seconds`` overrides :attr:`timeout` from now on)."""
         if seconds is not None:
             self.timeout = seconds
-        self._cancel_timeout()
-        if self.timeout and not self.disconnecting:
+        if not self.timeout or self.disconnecting:
+            self._cancel_timeout()
+            return
+        call = self._timeout_call
+        if call is not None and call.active():
+            call.reset(self.timeout)  # cheaper than cancel + callLater on every read
+        else:
             self._timeout_call = self.factory.clock.callLater(self.timeout, self._on_timeout)
 
     def _cancel_timeout(self) -> None:
@@ -181,6 +206,7 @@ class LineProtocol(protocol.Protocol):
         """Insert TLS now.  Plaintext already received after the command line
         is discarded (RFC 3207 §4.2): it was not protected and must not be
         executed inside the TLS session.  Call after writing the "go ahead"."""
+        self.flush_output()
         self._buffer.clear()
         self._discarding = False
         self.transport.startTLS(self.factory.tls_options())
@@ -205,6 +231,8 @@ class LineProtocol(protocol.Protocol):
         self._process()
 
     def _process(self) -> None:
+        if self.coalesce_output and self._held is None:
+            self._held = []
         while self._buffer and not self._busy and not self.disconnecting:
             if self._raw_remaining is not None:
                 result = self._dispatch_raw()
@@ -216,6 +244,8 @@ class LineProtocol(protocol.Protocol):
             if isinstance(result, defer.Deferred):
                 self._wait(result)
         self._flow_control()
+        if not (self._busy and self._buffer and not self.disconnecting):
+            self.flush_output()
 
     def _dispatch_raw(self) -> Any:
         if self._raw_remaining == -1:

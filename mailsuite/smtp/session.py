@@ -51,6 +51,7 @@ class SMTPSession(LineProtocol):
     """
 
     strict_crlf = True
+    coalesce_output = True  # replies to pipelined commands go out as one unit (RFC 2920 §3.2)
     factory: SMTPFactory
 
     def __init__(self, config: SMTPConfig) -> None:

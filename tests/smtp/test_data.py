@@ -143,17 +143,43 @@ def test_pipelined_async_recipient_checks_answered_in_order(env: Env) -> None:
         "RCPT TO:<x@remote.example>\r\n"
         "DATA\r\n"
     )
-    assert c.codes() == ["250 2.1.0"]
+    # Replies of the group are held while a lookup runs with more commands
+    # buffered, then sent as one unit (RFC 2920 §3.2).
+    assert c.codes() == []
     # One lookup at a time: later commands wait for the pending one.
     assert len(env.runner.pending) == 1
     env.runner.flush()
-    assert c.codes() == ["250 2.1.5", "550 5.1.1", "250 2.1.5", "554 5.7.1", "354"]
+    assert c.codes() == ["250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "554 5.7.1", "354"]
     c.send("Subject: p\r\n\r\nhello\r\n.\r\nNOOP\r\n")
     assert c.replies() == []  # commit pending: NOOP waits
     env.runner.flush()
     assert c.codes() == ["250 2.0.0", "250 2.0.0"]
     (delivery,) = env.agent.committed
     assert delivery.envelope.recipients == ["alice@example.test", "team@example.test"]
+
+
+def test_grouped_replies_written_once_input_runs_dry(env: Env) -> None:
+    env.runner.auto = False
+    c = env.client()
+    c.send("MAIL FROM:<s@remote.example>\r\nRCPT TO:<alice@example.test>\r\n")
+    # Nothing else is buffered: the server must not sit on the MAIL reply
+    # while the recipient lookup runs.
+    assert c.codes() == ["250 2.1.0"]
+    env.runner.flush()
+    assert c.codes() == ["250 2.1.5"]
+    writes: list[bytes] = []
+    write = c.transport.write
+
+    def counting_write(data: bytes) -> None:
+        writes.append(data)
+        write(data)
+
+    c.transport.write = counting_write  # type: ignore[method-assign]
+    c.send("RCPT TO:<bob@example.test>\r\nRCPT TO:<team@example.test>\r\nDATA\r\n")
+    assert c.codes() == []
+    env.runner.flush()
+    assert c.codes() == ["250 2.1.5", "250 2.1.5", "354"]
+    assert len(writes) == 1  # one unit
 
 
 def test_commit_happens_before_250(env: Env) -> None:

@@ -141,6 +141,25 @@ def test_command_timeout(env: Env) -> None:
     assert c.closed
 
 
+def test_input_restarts_idle_timer_and_data_timeout_applies(env: Env) -> None:
+    c = env.client()
+    env.clock.advance(200)
+    c.send("NOOP\r\n")  # restarts the 300 s command timer
+    env.clock.advance(299)
+    assert c.codes() == ["250 2.0.0"] and not c.closed
+    c.send("MAIL FROM:<x@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+    c.codes()
+    env.clock.advance(599)  # DATA timeout is 600 s: longer than the command timer
+    assert not c.closed
+    c.send("x\r\n.\r\n")  # back to the command timeout after the message
+    assert c.codes() == ["250 2.0.0"]
+    env.clock.advance(299)
+    assert not c.closed
+    env.clock.advance(2)
+    assert c.codes() == ["421 4.4.2"] and c.closed
+    assert len(env.clock.getDelayedCalls()) == 0
+
+
 def test_data_timeout_aborts_message(env: Env) -> None:
     c = env.client()
     c.send("MAIL FROM:<x@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
