@@ -66,6 +66,11 @@ class InfoMap:
         over, dropped, listed, base = self._over, self._dropped, self.uids, self._base
         flags_at = getattr(base, "flags_at", None)
         n = len(listed)
+        flags_range = getattr(base, "flags_range", None)
+        if uids and flags_range is not None and not over and not dropped:
+            i = bisect.bisect_left(listed, uids[0])
+            if listed[i : i + len(uids)] == uids:  # consecutive: no lookup per UID
+                return flags_range(i, i + len(uids))  # type: ignore[no-any-return]
         out: list[frozenset[str]] = []
         lo = 0
         for uid in uids:

@@ -141,6 +141,11 @@ class MessageList(Sequence[MessageInfo]):
         """The flags of item ``i`` without making its MessageInfo."""
         return self._flags_of(self._files[i])
 
+    def flags_range(self, start: int, stop: int) -> list[frozenset[str]]:
+        """The flags of items ``start`` to ``stop - 1``."""
+        flags_of = self._flags_of
+        return [flags_of(name) for name in self._files[start:stop]]
+
     def distinct_flags(self) -> set[frozenset[str]]:
         """Every distinct flag set in the listing (one lookup per distinct
         file-name tail: cheap for 100,000 messages)."""

@@ -82,14 +82,19 @@ def fetch(s: IMAPSession, req: Request) -> Any:
     indices = view.select(seqset, req.uid)
     if any(a.name == "MODSEQ" for a in atts):
         condstore.enable_condstore(s)  # RFC 7162 §3.1
-    targets = []
-    skipped = False
-    for i in indices:
-        uid = view.uids[i]
-        if view.live(uid):
-            targets.append((i + 1, uid))
-        else:
-            skipped = True
+    uids = view.uids
+    if not view.pending_expunge:  # every message of the sequence is live
+        targets = [(i + 1, uids[i]) for i in indices]
+        skipped = False
+    else:
+        targets = []
+        skipped = False
+        for i in indices:
+            uid = uids[i]
+            if view.live(uid):
+                targets.append((i + 1, uid))
+            else:
+                skipped = True
     set_seen = not view.readonly and any(a.sets_seen for a in atts)
     d: defer.Deferred[tuple[bool, str | None]]
     if mods is not None and mods.changedsince is not None:
@@ -209,6 +214,14 @@ def _meta_renderer(view: Any, atts: list[FetchAtt]) -> Callable[[list[tuple[int,
                 flag_text(f | {RECENT} if uid in recent else f)
                 for (_, uid), f in zip(batch, sets, strict=True)
             ]
+            if names == ["FLAGS"]:  # the common shapes without a loop per item
+                pairs = zip(batch, flags, strict=True)
+                return b"".join([b"* %d FETCH (%s)\r\n" % (seq, f) for (seq, _), f in pairs])
+            if names == ["UID", "FLAGS"]:
+                pairs = zip(batch, flags, strict=True)
+                return b"".join(
+                    [b"* %d FETCH (UID %d %s)\r\n" % (seq, uid, f) for (seq, uid), f in pairs]
+                )
         out = []
         for k, (seq, uid) in enumerate(batch):
             pieces = [flags[k] if n == "FLAGS" else items[n](uid) for n in names]
