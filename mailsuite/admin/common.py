@@ -114,9 +114,15 @@ def new_password(args: argparse.Namespace, env: AdminEnv) -> str:
             line = line.decode("utf-8", "surrogateescape")
         password = str(line).rstrip("\r\n")
     else:
-        password = getpass.getpass("New password: ")
-        if getpass.getpass("Repeat password: ") != password:
-            raise AdminError("the passwords do not match", exits.DATAERR)
+        try:
+            password = getpass.getpass("New password: ")
+            if getpass.getpass("Repeat password: ") != password:
+                raise AdminError("the passwords do not match", exits.DATAERR)
+        except EOFError:
+            raise AdminError(
+                "no password given (no terminal to prompt on: use --password-stdin)",
+                exits.USAGE,
+            )
     if not password:
         raise AdminError("the password is empty", exits.DATAERR)
     if len(password) > 1024:

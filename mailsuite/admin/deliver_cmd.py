@@ -23,6 +23,7 @@ from mailsuite.admin import common, exits
 from mailsuite.admin.env import AdminEnv, AdminError
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import Envelope, LocalTarget
+from mailsuite.storage.names import normalize
 
 CHUNK = 64 * 1024
 
@@ -96,8 +97,18 @@ def _targets(env: AdminEnv, address: str, mailbox: str) -> list[LocalTarget]:
     return [LocalTarget(t.account, mailbox) for t in resolution.local]
 
 
+def _folder(name: str) -> str:
+    """The folder name as the store spells it; an invalid name is a usage
+    error (64).  A valid name of a folder that does not exist is delivered to
+    INBOX by the agent, as an LDA without autocreate does."""
+    try:
+        return normalize(name)
+    except MailError:
+        raise AdminError(f"invalid mailbox name {name!r}", exits.USAGE)
+
+
 def cmd_deliver(args: argparse.Namespace, env: AdminEnv) -> int:
-    targets = _targets(env, args.address, args.mailbox)
+    targets = _targets(env, args.address, _folder(args.mailbox))
     stdin = getattr(env.stdin, "buffer", env.stdin)
     try:
         delivery = agent(env).begin(Envelope(args.sender, [args.address]))

@@ -20,7 +20,7 @@ import datetime
 import time
 from typing import Any
 
-from mailsuite.admin import exits
+from mailsuite.admin import exits, tables
 from mailsuite.admin.env import AdminEnv, AdminError
 from mailsuite.delivery.queue_store import PENDING, QueueEntry, QueueStore
 from mailsuite.errors import ErrorKind, MailError
@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="queue_command", metavar="ACTION")
     sub.required = True
     s = sub.add_parser("list", help="list queued messages")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(handler=cmd_list)
     s = sub.add_parser("show", help="show one queued message")
     s.add_argument("id")
@@ -95,6 +96,9 @@ def cmd_list(args: argparse.Namespace, env: AdminEnv) -> int:
             entries.append(store.load(queue_id))  # type: ignore[union-attr]
         except MailError:
             continue  # removed meanwhile (or damaged: shown by ``show``)
+    if args.json:
+        tables.as_json(env, [_entry_json(e) for e in entries])
+        return exits.OK
     if entries:
         env.out(f"{'ID':<19}  {'AGE':>7}  {'SIZE':>5}  {'NEXT':>7}  {'RCPTS':>5}  FROM")
     for e in entries:
@@ -107,6 +111,19 @@ def cmd_list(args: argparse.Namespace, env: AdminEnv) -> int:
             env.out(f"    {r.address}" + (f": {r.diagnostic}" if r.diagnostic else ""))
     env.out(f"{len(entries)} queued message(s)")
     return exits.OK
+
+
+def _entry_json(e: QueueEntry) -> dict[str, Any]:
+    """One queue entry for ``queue list --json``."""
+    return {
+        "id": e.id,
+        "from": e.mail_from,
+        "size": e.size,
+        "created": int(e.created),
+        "next_attempt": int(e.next_attempt),
+        "pending": [{"address": r.address, "diagnostic": r.diagnostic or ""} for r in e.pending()],
+        "recipients": len(e.recipients),
+    }
 
 
 def cmd_show(args: argparse.Namespace, env: AdminEnv) -> int:

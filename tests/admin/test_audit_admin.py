@@ -127,7 +127,7 @@ def expand(line: str) -> list[tuple[list[str], list[str]]]:
 
 
 #: README lines whose option the parser lacks; each has an xfail test below.
-KNOWN_GAPS = {("mailsuite-admin queue list [--json]", "--json")}
+KNOWN_GAPS: set[tuple[str, str]] = set()
 
 
 def test_readme_synopsis_matches_the_parser() -> None:
@@ -154,12 +154,6 @@ def test_readme_synopsis_matches_the_parser() -> None:
             assert leaf in seen, f"'mailsuite-admin {leaf}' is not in the README"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admin/queue_cmds.py: `queue list` has no --json option although README.md documents "
-    "`queue list [--json]` and issue 4 says lists print a table or JSON with --json "
-    "(exit 64, 'unrecognized arguments: --json')",
-)
 def test_queue_list_json(admin: Admin) -> None:
     r = admin("queue", "list", "--json")
     assert r.code == 0, r
@@ -169,12 +163,6 @@ def test_queue_list_json(admin: Admin) -> None:
 # -- the password prompt ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admin/common.py new_password(): getpass.getpass() raises EOFError when there is "
-    "no terminal and stdin is at end of file; cli.main() does not catch it, so the user sees "
-    "a traceback and exit status 1 instead of one line and a sysexits code",
-)
 def test_prompt_without_terminal_and_no_input_is_one_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     base = [sys.executable, "-m", "mailsuite.admin.cli", "--data-dir", str(data)]

@@ -95,3 +95,10 @@ def test_purge_removes_the_maildir(seeded: Admin) -> None:
     seeded.ok("user", "add", "alice@example.test", "--password-stdin", stdin="pw\n")
     seeded.ok("user", "del", "alice@example.test", "--yes", "--purge")
     assert not root.exists()
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a/../b", "/lead", "bad\x01name", "a..b"])
+def test_invalid_mailbox_name_is_a_usage_error(seeded: Admin, name: str) -> None:
+    r = seeded("deliver", "alice@example.test", "--mailbox", name, stdin=MESSAGE)
+    assert r.code == exits.USAGE, r
+    assert messages(seeded, "alice") == []
