@@ -43,9 +43,13 @@ ROLES: dict[str, tuple[str, bool]] = {
 }
 
 
-def build_context(config: Config, reactor: Any) -> ServerContext:
+def build_context(
+    config: Config, reactor: Any, runner: Any = None, tls: Any = None
+) -> ServerContext:
     """Open the store, directory, delivery agent and authenticator.
 
+    ``runner`` defaults to a thread pool and ``tls`` to the configured
+    :class:`TLSContexts`; unit tests pass an inline runner and a stand-in.
     Raises :class:`mailsuite.errors.ConfigError` for unusable TLS files.
     """
     from mailsuite.delivery.agent import MaildirDeliveryAgent
@@ -56,7 +60,7 @@ def build_context(config: Config, reactor: Any) -> ServerContext:
 
     data = config.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    runner = ThreadPoolRunner(reactor)
+    runner = runner if runner is not None else ThreadPoolRunner(reactor)
     hub = ChangeHub(reactor)
     directory = SQLiteDirectory(data / "users.sqlite", config.users)
 
@@ -68,7 +72,8 @@ def build_context(config: Config, reactor: Any) -> ServerContext:
 
     agent = MaildirDeliveryAgent(store, quota_lookup=quota_lookup)
     auth = DirectoryAuthenticator(directory, runner, reactor, config.auth)
-    tls = TLSContexts(config.tls, config.server.hostname, data)
+    if tls is None:
+        tls = TLSContexts(config.tls, config.server.hostname, data)
     limiter = ConnectionLimiter(
         config.limits.max_connections, config.limits.max_connections_per_ip
     )

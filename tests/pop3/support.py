@@ -3,101 +3,34 @@ temporary directory, an inline runner, a Clock, and a client over StringTranspor
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import ISSLTransport
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from zope.interface import directlyProvides
 
 from mailsuite.config import Config
 from mailsuite.context import ServerContext
 from mailsuite.pop3.server import POP3Factory, POP3Server
-from mailsuite.protocol.lines import ConnectionLimiter
-from mailsuite.storage.changes import ChangeHub
-from mailsuite.threads import InlineRunner
+from tests import inprocess
+from tests.inprocess import PASSWORD, FakeTLS, TestReactor, TLSRecordingTransport
 
-PASSWORD = "correct horse"
-
-
-class TestReactor(Clock):
-    """A Clock that also runs callFromThread at once (for the change hub)."""
-
-    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
-
-
-class FakeTLS:
-    """Stands in for TLSContexts where only "TLS is configured" matters."""
-
-    def server_options(self) -> str:
-        return "tls-options"
-
-
-class TLSRecordingTransport(StringTransport):
-    """StringTransport that records startTLS (STLS tests)."""
-
-    tls_started: Any = None
-
-    def startTLS(self, options: Any) -> None:
-        self.tls_started = options
+__all__ = ["PASSWORD", "FakeTLS", "TLSRecordingTransport", "TestReactor"]
 
 
 def make_config(tmp: Path, pop3: dict[str, Any] | None = None, **auth: Any) -> Config:
-    base = Config()
-    cheap = {
-        "argon2_time_cost": 1,
-        "argon2_memory_cost": 8,
-        "argon2_parallelism": 1,
-        "throttle_base_delay": 0.0,
-    }
-    cheap.update(auth)
-    return dataclasses.replace(
-        base,
-        server=dataclasses.replace(base.server, data_dir=str(tmp), hostname="pop.example.test"),
-        auth=dataclasses.replace(base.auth, **cheap),
-        pop3=dataclasses.replace(base.pop3, **(pop3 or {})),
-    )
+    return inprocess.make_config(tmp, "pop.example.test", {"pop3": pop3 or {}}, **auth)
 
 
 def make_context(tmp: Path, tls: bool = True, **kw: Any) -> ServerContext:
-    from mailsuite.storage.store import MaildirStore
-    from mailsuite.users.auth import DirectoryAuthenticator
-    from mailsuite.users.directory import SQLiteDirectory
-
-    tmp.mkdir(parents=True, exist_ok=True)
-    config = make_config(tmp, **kw)
-    reactor = TestReactor()
-    runner = InlineRunner()
-    hub = ChangeHub(reactor)
-    store = MaildirStore(tmp / "mail", hub=hub)
-    directory = SQLiteDirectory(tmp / "users.sqlite", config.users)
-    auth = DirectoryAuthenticator(directory, runner, reactor, config.auth)
-    return ServerContext(
-        reactor=reactor,
-        config=config,
-        runner=runner,
-        store=store,
-        directory=directory,
-        agent=None,  # POP3 never delivers
-        auth=auth,
-        hub=hub,
-        tls=FakeTLS() if tls else None,
-        limiter=ConnectionLimiter(100, 100),
-    )
+    return inprocess.make_context(tmp, make_config(tmp, **kw), tls=tls)
 
 
 def add_user(ctx: ServerContext, address: str, password: str = PASSWORD) -> None:
-    directory: Any = ctx.directory
-    auth: Any = ctx.auth
-    domain = address.rsplit("@", 1)[1]
-    if not directory.is_local_domain(domain):
-        directory.add_domain(domain)
-    directory.add_user(address, auth.hasher.hash(password))
+    inprocess.add_user(ctx, address, password)
 
 
 def deliver(ctx: ServerContext, address: str, data: bytes) -> int:
