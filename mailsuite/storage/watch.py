@@ -36,6 +36,11 @@ directory is deleted) the watcher makes a new one, re-adds the watches and
 wakes every folder's callbacks once.  When no inotify instance can be made,
 or the watch limit (``fs.inotify.max_user_watches``) is reached, folders
 are polled only; this is logged once.
+
+Known cost: a wake makes every idle session of the folder sync its own view,
+so with hundreds of idle sessions on one folder in one process the last one
+reports a delivery after all their syncs (bench/imap_idle.py, 10,000
+connections on 20 accounts: 0.6-1.2 s; on 1,000 accounts: under 10 ms).
 """
 
 from __future__ import annotations
