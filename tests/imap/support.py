@@ -3,7 +3,6 @@ temporary directory, an inline runner, a Clock, and a client over StringTranspor
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 from pathlib import Path
@@ -11,86 +10,23 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import ISSLTransport
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from zope.interface import directlyProvides
 
 from mailsuite.config import Config
 from mailsuite.context import ServerContext
 from mailsuite.imap.server import IMAPFactory, IMAPSession
-from mailsuite.protocol.lines import ConnectionLimiter
-from mailsuite.storage.changes import ChangeHub
-from mailsuite.threads import InlineRunner
+from tests import inprocess
+from tests.inprocess import PASSWORD, TLSRecordingTransport
 
-PASSWORD = "correct horse"
 USER = "alice@example.test"
 
 
-class TestReactor(Clock):
-    """A Clock that also runs callFromThread at once (for the change hub)."""
-
-    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
-
-
-class FakeTLS:
-    def server_options(self) -> str:
-        return "tls-options"
-
-
-class TLSRecordingTransport(StringTransport):
-    tls_started: Any = None
-
-    def startTLS(self, options: Any) -> None:
-        self.tls_started = options
-
-
 def make_config(tmp: Path, imap: dict[str, Any] | None = None, **auth: Any) -> Config:
-    base = Config()
-    cheap: dict[str, Any] = {
-        "argon2_time_cost": 1,
-        "argon2_memory_cost": 8,
-        "argon2_parallelism": 1,
-        "throttle_base_delay": 0.0,
-    }
-    cheap.update(auth)
-    return dataclasses.replace(
-        base,
-        server=dataclasses.replace(base.server, data_dir=str(tmp), hostname="imap.example.test"),
-        auth=dataclasses.replace(base.auth, **cheap),
-        imap=dataclasses.replace(base.imap, **(imap or {})),
-    )
+    return inprocess.make_config(tmp, "imap.example.test", {"imap": imap or {}}, **auth)
 
 
 def make_context(tmp: Path, tls: bool = True, **kw: Any) -> ServerContext:
-    from mailsuite.storage.store import MaildirStore
-    from mailsuite.users.auth import DirectoryAuthenticator
-    from mailsuite.users.directory import SQLiteDirectory
-
-    config = make_config(tmp, **kw)
-    reactor = TestReactor()
-    runner = InlineRunner()
-    hub = ChangeHub(reactor)
-    directory = SQLiteDirectory(tmp / "users.sqlite", config.users)
-
-    def quota_lookup(address: str) -> tuple[int, int]:
-        user = directory.get_user(address)
-        return (user.quota_bytes, user.quota_messages) if user else (0, 0)
-
-    store = MaildirStore(tmp / "mail", hub=hub, quota_lookup=quota_lookup)
-    auth = DirectoryAuthenticator(directory, runner, reactor, config.auth)
-    return ServerContext(
-        reactor=reactor,
-        config=config,
-        runner=runner,
-        store=store,
-        directory=directory,
-        agent=None,
-        auth=auth,
-        hub=hub,
-        tls=FakeTLS() if tls else None,
-        limiter=ConnectionLimiter(100, 100),
-    )
+    return inprocess.make_context(tmp, make_config(tmp, **kw), tls=tls)
 
 
 def add_user(
@@ -100,14 +36,7 @@ def add_user(
     quota_bytes: int = 0,
     quota_messages: int = 0,
 ) -> None:
-    directory: Any = ctx.directory
-    auth: Any = ctx.auth
-    domain = address.rsplit("@", 1)[1]
-    if not directory.is_local_domain(domain):
-        directory.add_domain(domain)
-    directory.add_user(
-        address, auth.hasher.hash(password), quota_bytes=quota_bytes, quota_messages=quota_messages
-    )
+    inprocess.add_user(ctx, address, password, quota_bytes, quota_messages)
 
 
 def deliver(
