@@ -663,11 +663,11 @@ class MaildirMailbox:
             raise MailError(ErrorKind.EXPUNGED)
         return self.messages()[pos]
 
-    def _path_of(self, uid: int) -> tuple[int, Path]:
+    def _path_of(self, uid: int) -> tuple[int, str]:
         pos = self._pos(uid)
         if pos is None:
             raise MailError(ErrorKind.EXPUNGED)
-        return pos, self._cur / self._snap.files[pos]
+        return pos, f"{self._cur_s}/{self._snap.files[pos]}"  # str: no pathlib per read
 
     def open_message(self, uid: int) -> IO[bytes]:
         with self._lock:
