@@ -124,6 +124,9 @@ class MailService(service.MultiService):
         d = super().stopService()  # type: ignore[no-untyped-call]
 
         def cleanup(result: Any) -> Any:
+            watcher = getattr(self.context, "watcher", None)
+            if watcher is not None:
+                watcher.close()
             runner = self.context.runner
             if isinstance(runner, ThreadPoolRunner):
                 runner.stop()
