@@ -307,3 +307,20 @@ def test_no_vanished_during_uid_search_with_message_numbers(tmp_path: Path) -> N
     assert b"VANISHED" not in out and out.startswith(b"* SEARCH 1 2 3\r\n")
     out = a.ok("UID SEARCH UID 1:*")
     assert out.startswith(b"* SEARCH 1 3 4\r\n* VANISHED 2\r\n")
+
+
+def test_huge_sets_cost_nothing(tmp_path: Path) -> None:
+    """Sets spanning every possible UID are clipped to the mailbox, never expanded."""
+    a, b = setup(tmp_path, 3, sessions=2)
+    qclient(a)
+    uv, hms = remember(a)
+    b.ok("SELECT INBOX")
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    everything = "1:4294967295"
+    out = a.ok(f"SELECT INBOX (QRESYNC ({uv} {hms} {everything} ({everything} {everything})))")
+    assert b"* VANISHED (EARLIER) 2\r\n" in out
+    out = a.ok(f"UID FETCH {everything} (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+    assert out.startswith(b"* VANISHED (EARLIER) 2\r\n") and len(fetch_lines(out)) == 2
+    out = a.ok(f"SELECT INBOX (QRESYNC ({uv} 1 {','.join(['1:4294967295'] * 2000)}))")
+    assert b"* VANISHED (EARLIER) 2\r\n" in out
