@@ -20,6 +20,7 @@ Either file is rebuilt when missing, corrupt or of another version.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sqlite3
@@ -98,12 +99,57 @@ def save_snapshot(folder: Path, snap: Snapshot) -> None:
     atomic_write(folder / INDEX_FILE, body + struct.pack("<I", zlib.crc32(body)), durable=False)
 
 
+class SnapshotCache:
+    """Decoded snapshots shared by the views of one process.
+
+    Keyed by folder and the index file's (inode, size, mtime); a hit gives a
+    new :class:`Snapshot` sharing the cached lists (snapshots replace their
+    lists, never change them in place), so sessions on one folder hold one
+    copy and skip the decode (~30 ms at 100,000 messages).  A stale hit is
+    harmless: its signatures are those of its own content, so the opening
+    view lists what changed since.  Bounded (least recently used first out);
+    thread-safe.  One per store (no module-level state).
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[tuple[int, int, int], Snapshot]] = {}
+
+    def load(self, folder: Path) -> Snapshot | None:
+        """Like :func:`load_snapshot`, through the cache."""
+        key = str(folder)
+        try:
+            with open(folder / INDEX_FILE, "rb") as f:
+                st = os.fstat(f.fileno())
+                sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+                with self._lock:
+                    hit = self._items.pop(key, None)
+                    if hit is not None and hit[0] == sig:
+                        self._items[key] = hit
+                        return copy.copy(hit[1])
+                data = f.read()
+        except OSError:
+            return None
+        snap = _decode_quietly(data)
+        if snap is not None:
+            with self._lock:
+                self._items[key] = (sig, copy.copy(snap))
+                while len(self._items) > self._limit:
+                    del self._items[next(iter(self._items))]
+        return snap
+
+
 def load_snapshot(folder: Path) -> Snapshot | None:
     """The saved snapshot, or None if missing or not valid."""
     try:
         data = (folder / INDEX_FILE).read_bytes()
     except OSError:
         return None
+    return _decode_quietly(data)
+
+
+def _decode_quietly(data: bytes) -> Snapshot | None:
     try:
         return _decode(data)
     except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError):

@@ -81,7 +81,9 @@ class FolderContext:
         names: UniqueNames,
         syncer: DirSyncer,
         quota: MaildirSize,
+        snapshots: idx.SnapshotCache | None = None,
     ) -> None:
+        self.snapshots = snapshots  # decoded index snapshots shared in the process
         self.account = account
         self.root = root
         self.hub = hub
@@ -136,7 +138,8 @@ class MaildirMailbox:
             raise MailError(ErrorKind.NONEXISTENT)
         for d in (self._cur, self._new, self._tmp):
             d.mkdir(mode=0o700, exist_ok=True)
-        snap = idx.load_snapshot(self.path)
+        cache = self._ctx.snapshots
+        snap = cache.load(self.path) if cache is not None else idx.load_snapshot(self.path)
         if snap is not None and snap.uidlist_sig == self._uidlist.stat_sig() and snap.uidvalidity:
             self._snap = snap
         else:

@@ -16,6 +16,7 @@ from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import ChangeHub
 from mailsuite.storage.account import MaildirAccount
 from mailsuite.storage.fsutil import DirSyncer, UniqueNames
+from mailsuite.storage.index import SnapshotCache
 from mailsuite.storage.mailbox import FolderContext
 from mailsuite.storage.quota import MaildirSize
 
@@ -43,6 +44,7 @@ class MaildirStore:
         self.names = UniqueNames()
         self.syncer = DirSyncer()
         self._recounts: dict[str, float] = {}
+        self.snapshots = SnapshotCache()
 
     def account_path(self, address: str) -> Path:
         """``<root>/<domain>/<localpart>``; raises BAD_ADDRESS for unusable addresses."""
@@ -62,5 +64,7 @@ class MaildirStore:
     def account(self, address: str) -> MaildirAccount:
         root = self.account_path(address)
         quota = MaildirSize(root, lambda: self.quota_lookup(address), self._recounts)
-        ctx = FolderContext(address, root, self.hub, self.clock, self.names, self.syncer, quota)
+        ctx = FolderContext(
+            address, root, self.hub, self.clock, self.names, self.syncer, quota, self.snapshots
+        )
         return MaildirAccount(address, root, ctx, quota)

@@ -60,3 +60,21 @@ def test_listing_read_while_another_thread_stores(inbox: MaildirMailbox) -> None
     t.join()
     assert not errors
     assert all("\\Answered" in m.flags for m in inbox.messages())
+
+
+def test_views_of_one_folder_share_the_decoded_snapshot(account: MaildirAccount) -> None:
+    box = account.open("INBOX")
+    uids = [box.append(msg(i)) for i in range(4)]
+    box.sync()
+    box.close()
+    a, b = account.open("INBOX"), account.open("INBOX")
+    assert a.messages().uids is b.messages().uids  # one decoded copy in the process
+    listing_b = b.messages()
+    a.store_flags([uids[0]], ["\\Seen"], "add")
+    a.expunge()
+    assert listing_b[0].flags == frozenset() and len(listing_b) == 4
+    assert b.messages()[0].flags == frozenset()  # b has not synced yet
+    b.sync()
+    assert b.messages()[0].flags == {"\\Seen"}
+    c = account.open("INBOX")
+    assert c.messages()[0].flags == {"\\Seen"}
