@@ -163,6 +163,13 @@ def test_no_spurious_modified_for_untouched_flags(tmp_path: Path) -> None:
     b.ok("STORE 3 +FLAGS ($Processed)")
     out = a.cmd(f"STORE 3 (UNCHANGEDSINCE {since}) -FLAGS.SILENT ($Processed)")
     assert b"[MODIFIED 3]" in out
+    # a change the client was told about (NOOP) fails even for untouched flags' sake
+    since = modseqs(a.ok("FETCH 3 (MODSEQ)"))[3]
+    b.ok("STORE 3 +FLAGS (\\Seen)")
+    a.ok("NOOP")
+    out = a.cmd(f"STORE 3 (UNCHANGEDSINCE {since}) -FLAGS.SILENT (\\Seen)")
+    assert b"[MODIFIED 3]" in out and b"\\Seen" in a.ok("FETCH 3 FLAGS")
+    assert b"[MODIFIED 1:3]" in a.cmd("STORE 1:3 (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Draft)")
     # FLAGS (replace) is never retried
     since = modseqs(a.ok("FETCH 1 (MODSEQ)"))[1]
     b.ok("STORE 1 +FLAGS (\\Flagged)")

@@ -9,7 +9,9 @@ enabled the untagged FETCH responses carry UID and MODSEQ (§3.2.4); with
 (sequence numbers, or UIDs for UID STORE) and their current flags are sent
 unsolicited (§3.1.3 example 10).  For ``+FLAGS``/``-FLAGS`` a message
 that failed only because of a change to flags the command does not touch is
-stored again with its current modseq (no spurious MODIFIED, §3.1.12).
+stored again with its current modseq (no spurious MODIFIED, §3.1.12) --
+only when the session's copy of the message is not newer than the
+UNCHANGEDSINCE value, so a change the client was told about still fails.
 
 :func:`vanished_earlier` sends ``* VANISHED (EARLIER)`` for the UIDs of a
 set that were expunged after a mod-sequence (UID FETCH VANISHED, SELECT
@@ -59,7 +61,9 @@ def store(
             return no("Some messages were expunged", "EXPUNGEISSUED")
         return ok("STORE completed")
     flags, mode = change
-    known = {u: view.info[u].flags for u in uids}
+    known: Stored = {}
+    if since and mode != "set":  # what the client knows, for §3.1.12
+        known = {u: (i.flags, i.modseq) for u in uids if (i := view.info[u]).modseq <= since}
     d = s.run(_store, view.mailbox, uids, flags, mode, since, known)
 
     def done(outcome: tuple[Stored, set[int], Stored]) -> Result:
@@ -124,7 +128,7 @@ def _store(
     flags: list[str],
     mode: str,
     since: int | None,
-    known: Mapping[int, frozenset[str]],
+    known: Mapping[int, tuple[frozenset[str], int]],
 ) -> tuple[Stored, set[int], Stored]:
     """Pool thread: the conditional store; (passed, changed, modified with
     their current flags and modseq)."""
@@ -135,7 +139,7 @@ def _store(
     if failed:  # expunged by another session (this view has not synced yet): gone
         expunged = mailbox.expunged_at(failed)
         failed = [u for u in failed if u not in expunged]
-    if failed and mode != "set" and since:
+    if failed and known:
         retry = _spurious(mailbox, failed, flags, known)
         if retry:
             limit = max(retry.values())  # any later change gets a higher modseq
@@ -153,18 +157,25 @@ def _store(
 
 
 def _spurious(
-    mailbox: Any, failed: list[int], flags: list[str], known: Mapping[int, frozenset[str]]
+    mailbox: Any,
+    failed: list[int],
+    flags: list[str],
+    known: Mapping[int, tuple[frozenset[str], int]],
 ) -> dict[int, int]:
-    """UID -> current modseq of the messages whose touched flags are as the
-    client knows them (§3.1.12)."""
+    """UID -> current modseq of the messages that failed only because of
+    flags the command does not touch (§3.1.12): the session's copy of the
+    message is not newer than UNCHANGEDSINCE (``known`` holds only those)
+    and the touched flags are still as in that copy."""
     touched = {f.casefold() for f in flags}
     out = {}
     for uid in failed:
+        if uid not in known:
+            continue
         info = _info(mailbox, uid)
         if info is None:
             continue
         now = {f.casefold() for f in info.flags} & touched
-        if now == {f.casefold() for f in known.get(uid, frozenset())} & touched:
+        if now == {f.casefold() for f in known[uid][0]} & touched:
             out[uid] = int(info.modseq)
     return out
 
