@@ -269,6 +269,7 @@ class IMAPSession(CommandReader):
 
     def complete(self, result: Result, req: Request, expunge_ok: bool = True) -> Any:
         """Send pending updates (RFC 3501 §7) then the tagged line."""
+        hold, self.hold_expunge = self.hold_expunge, False
         if self.disconnecting and self.state is not State.LOGOUT:
             return None
         if self.view is None or self.state is not State.SELECTED:
@@ -280,8 +281,7 @@ class IMAPSession(CommandReader):
 
         def send(_: Any) -> None:
             held = bool(self.view is not None and self.view.pending_expunge)
-            self.flush_updates((expunge_ok or req.uid) and not self.hold_expunge)
-            self.hold_expunge = False
+            self.flush_updates((expunge_ok or req.uid) and not hold)
             released = held and self.view is not None and not self.view.pending_expunge
             self.send_line(condstore.finish(self, result, released).render(req.tag))
 
