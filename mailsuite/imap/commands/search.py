@@ -56,11 +56,12 @@ def search(s: IMAPSession, req: Request) -> Any:
     if with_modseq:
         condstore.enable_condstore(s)  # RFC 7162 §3.1
     max_uid = view.uids[-1] if view.uids else 0
-    candidates = [
-        (seq, uid, view.flags(uid), view.info[uid])
-        for seq, uid in enumerate(view.uids, 1)
-        if view.live(uid)
-    ]
+    # (seq, uid) only: flags and MessageInfo are looked up per batch in the
+    # pool thread (the view is not changed while a command runs)
+    if view.pending_expunge:
+        candidates = [(seq, uid) for seq, uid in enumerate(view.uids, 1) if view.live(uid)]
+    else:
+        candidates = list(enumerate(view.uids, 1))
     batch = _CONTENT_BATCH if needs_content(tree) else _META_BATCH
     d = defer.ensureDeferred(
         _run(s, view.mailbox, candidates, tree, (view.exists, max_uid), batch)
@@ -70,8 +71,7 @@ def search(s: IMAPSession, req: Request) -> Any:
         values = [uid if req.uid else seq for seq, uid in found]
         highest = ""  # RFC 7162 §3.1.6, §3.1.10: the highest modseq found
         if with_modseq and found:
-            known = {c[1]: c[3].modseq for c in candidates}
-            highest = str(max(known[uid] for _, uid in found))
+            highest = str(max(view.info[uid].modseq for _, uid in found))
         if options is not None:
             line = esearch.render(req.tag, req.uid, values, options)
             s.untagged(line + (f" MODSEQ {highest}" if highest else ""))
@@ -110,17 +110,19 @@ async def _run(
         if s.disconnecting or s.view is not view:
             break  # the connection went away
         part = candidates[i : i + size]
-        found.extend(await s.run(_match_batch, mailbox, part, tree, maxima))
+        found.extend(await s.run(_match_batch, mailbox, part, tree, maxima, view))
     return found
 
 
 def _match_batch(
-    mailbox: Any, batch: list[Any], tree: Node, maxima: tuple[int, int]
+    mailbox: Any, batch: list[Any], tree: Node, maxima: tuple[int, int], view: Any
 ) -> list[tuple[int, int]]:
-    """Pool thread: (seq, uid) of the batch's matching messages."""
+    """Pool thread: (seq, uid) of the batch's matching messages (the session's
+    view is read here: no command or refresh changes it meanwhile)."""
     out = []
     max_seq, max_uid = maxima
-    for seq, uid, flags, info in batch:
+    for seq, uid in batch:
+        flags, info = view.flags(uid), view.info[uid]
         ctx = MessageContext(
             uid=uid,
             seq=seq,
