@@ -119,7 +119,8 @@ class Mailbox(Protocol):
     def uidnext(self) -> int: ...
 
     def messages(self) -> Sequence[MessageInfo]:
-        """The messages known at the last sync, in UID order."""
+        """The messages known at the last sync, in UID order: a fixed listing
+        that later changes do not alter, safe to read from any thread."""
         ...
 
     def changed_on_disk(self) -> bool:
