@@ -6,6 +6,7 @@ its own recipients so the maildirs do not interfere.
 
 from __future__ import annotations
 
+import json
 import smtplib
 import socket
 import ssl
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ServerProcess
+from tests.harness import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         roles=("smtp", "submission", "submissions"),
         extra_config={
             "smtp": {"max_message_size": 200_000, "max_recipients": 20},
+            # Outbound mail goes to a closed local port: every attempt fails
+            # temporarily, so a queued message stays in the queue.
+            "queue": {"smarthost": f"127.0.0.1:{free_port()}"},
             "auth": {"argon2_time_cost": 1, "argon2_memory_cost": 8, "argon2_parallelism": 1},
         },
     )
@@ -132,13 +136,24 @@ def test_submission_auth_only_after_starttls(server: ServerProcess) -> None:
     assert b"with ESMTPSA" in msg and b"(using TLSv1." in msg
 
 
-def test_submission_remote_recipient_without_queue(server: ServerProcess) -> None:
+def test_submission_remote_recipient_goes_to_the_queue(server: ServerProcess) -> None:
     port = server.ports["submissions"]
     with smtplib.SMTP_SSL("127.0.0.1", port, context=tls_context(), timeout=10) as s:
         s.login("erin@example.test", PASSWORD)
         s.mail("erin@example.test")
         code, text = s.rcpt("someone@remote.example")
-    assert (code, text[:5]) in ((451, b"4.4.0"), (250, b"2.1.5"))
+        assert (code, text[:5]) == (250, b"2.1.5")
+        code, text = s.data(b"Subject: outbound\r\n\r\nhello\r\n")
+    assert code == 250 and text.startswith(b"2.0.0")
+    queue_id = text.decode().rsplit("queued as ", 1)[1]
+    code, out = server.admin("queue", "list", "--json")
+    assert code == 0
+    (entry,) = [e for e in json.loads(out) if e["id"] == queue_id]
+    assert entry["from"] == "erin@example.test"
+    assert [p["address"] for p in entry["pending"]] == ["someone@remote.example"]
+    code, out = server.admin("queue", "show", queue_id)
+    assert code == 0 and "someone@remote.example" in out
+    assert messages(server, "erin") == []  # nothing bounced back
 
 
 def test_size_refusals(server: ServerProcess) -> None:
