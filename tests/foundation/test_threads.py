@@ -1,0 +1,63 @@
+"""The thread seam: results and failures come back on the reactor thread, and
+stop() finishes every queued job."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from mailsuite.threads import ThreadPoolRunner
+
+
+class RunnerTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.runner = ThreadPoolRunner(reactor, minthreads=2, maxthreads=4)
+        self.runner.start()
+        self.addCleanup(self.runner.stop)
+
+    @defer.inlineCallbacks
+    def test_results_on_reactor_thread(self) -> Any:
+        main = threading.get_ident()
+        seen: list[int] = []
+
+        def job(n: int) -> tuple[int, int]:
+            return n * n, threading.get_ident()
+
+        results = yield defer.gatherResults([self.runner.run(job, n) for n in range(200)])
+        self.assertEqual([r[0] for r in results], [n * n for n in range(200)])
+        self.assertTrue(all(r[1] != main for r in results))
+
+        d = self.runner.run(job, 3)
+        d.addCallback(lambda _: seen.append(threading.get_ident()))
+        yield d
+        self.assertEqual(seen, [main])
+
+    @defer.inlineCallbacks
+    def test_exception_fails_the_deferred(self) -> Any:
+        def boom() -> None:
+            raise ValueError("no")
+
+        with self.assertRaises(ValueError):
+            yield self.runner.run(boom)
+        # the worker survived
+        self.assertEqual((yield self.runner.run(lambda: 7)), 7)
+
+
+def test_stop_finishes_queued_jobs() -> None:
+    runner = ThreadPoolRunner(reactor, minthreads=2, maxthreads=2)
+    runner.start()
+    done: list[int] = []
+    gate = threading.Event()
+
+    def slow(n: int) -> None:
+        gate.wait(5)
+        done.append(n)
+
+    for n in range(10):
+        runner.run(slow, n)
+    gate.set()
+    runner.stop()
+    assert sorted(done) == list(range(10))
