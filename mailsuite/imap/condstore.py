@@ -52,11 +52,6 @@ Ranges = list[tuple[int, int]]
 
 # ---------------------------------------------------------------------------
 # session state
-def enabled(s: IMAPSession) -> bool:
-    """True once a CONDSTORE enabling command was issued (§3.1)."""
-    return CONDSTORE in s.enabled
-
-
 def enable_condstore(s: IMAPSession) -> bool:
     """A CONDSTORE enabling command ran; True if this one enabled it.
 
