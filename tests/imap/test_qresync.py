@@ -324,3 +324,22 @@ def test_huge_sets_cost_nothing(tmp_path: Path) -> None:
     assert out.startswith(b"* VANISHED (EARLIER) 2\r\n") and len(fetch_lines(out)) == 2
     out = a.ok(f"SELECT INBOX (QRESYNC ({uv} 1 {','.join(['1:4294967295'] * 2000)}))")
     assert b"* VANISHED (EARLIER) 2\r\n" in out
+
+
+def test_idle_pushes_modseq_and_vanished_from_another_session(tmp_path: Path) -> None:
+    a, b = setup(tmp_path, 3, sessions=2)
+    qclient(a)
+    hms = highest(a.ok("SELECT INBOX"))
+    b.ok("SELECT INBOX")
+    assert a.cmd("IDLE") == b"+ idling\r\n"
+    b.ok("STORE 1 +FLAGS (\\Answered)")
+    m = re.fullmatch(rb"\* 1 FETCH \(UID 1 MODSEQ \((\d+)\) FLAGS \(\\Answered\)\)\r\n", a.read())
+    assert m and int(m.group(1)) > hms
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    assert re.fullmatch(
+        rb"\* 2 FETCH \(UID 2 MODSEQ \(\d+\) FLAGS \(\\Deleted\)\)\r\n\* VANISHED 2\r\n", a.read()
+    )
+    out = a.raw(b"DONE\r\n")
+    assert out == f"t{a.n} OK IDLE terminated\r\n".encode()
+    assert highest(a.ok("SELECT INBOX")) > int(m.group(1))
