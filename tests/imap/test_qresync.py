@@ -343,3 +343,19 @@ def test_idle_pushes_modseq_and_vanished_from_another_session(tmp_path: Path) ->
     out = a.raw(b"DONE\r\n")
     assert out == f"t{a.n} OK IDLE terminated\r\n".encode()
     assert highest(a.ok("SELECT INBOX")) > int(m.group(1))
+
+
+def test_uid_fetch_of_held_expunges_is_ok_and_reports_them(tmp_path: Path) -> None:
+    """A UID FETCH may be answered with VANISHED: messages whose expunge is
+    still held back are left out and reported at its end, with OK."""
+    a, b = setup(tmp_path, 3, sessions=2)
+    qclient(a)
+    since = highest(a.ok("SELECT INBOX"))
+    b.ok("SELECT INBOX")
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    out = a.cmd("FETCH 1:* (FLAGS)")  # the expunge is held back
+    assert b"VANISHED" not in out
+    out = a.ok(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {since} VANISHED)")
+    assert b"FETCH (UID 2 " not in out
+    assert re.search(rb"\* VANISHED 2\r\nt\d+ OK \[HIGHESTMODSEQ \d+\] FETCH completed", out)

@@ -107,7 +107,7 @@ def fetch(s: IMAPSession, req: Request) -> Any:
         missing, failed_code = outcome
         if failed_code:
             return no("Some parts could not be decoded", failed_code)
-        if missing or skipped:
+        if missing or (skipped and not req.uid):  # UID FETCH: EXPUNGE/VANISHED follow
             return no("Some messages were expunged", "EXPUNGEISSUED")
         return ok("FETCH completed")
 
