@@ -123,6 +123,10 @@ class Mailbox(Protocol):
         that later changes do not alter, safe to read from any thread."""
         ...
 
+    def info(self, uid: int) -> MessageInfo:
+        """What the view knows of one message.  Raises EXPUNGED if gone."""
+        ...
+
     def changed_on_disk(self) -> bool:
         """Cheap check (``stat`` of new/ and cur/) whether sync() may find something."""
         ...
