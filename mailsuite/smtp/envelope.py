@@ -14,7 +14,8 @@ RCPT:
   UUCP paths) are refused there outright.  Quoted local parts that are not
   plain dot-strings are refused on every role (553 5.1.3).
 * every recipient is resolved through ``Directory.resolve`` off the reactor
-  thread (unknown local user -> 550 5.1.1).  Addresses outside our domains
+  thread, batched with other sessions' lookups (:mod:`mailsuite.smtp.lookups`;
+  unknown local user -> 550 5.1.1).  Addresses outside our domains
   (submission) and forwarding aliases need the outbound queue; without one
   they get ``451 4.4.0``.
 * at most ``smtp.max_recipients`` per message (452 4.5.3); a recipient
@@ -76,11 +77,16 @@ def cmd_mail(session: SMTPSession, args: str) -> defer.Deferred[Any] | None:
         raise Refused(replies.SENDER_NOT_OWNED)
     assert session.user is not None
     context = session.context
-    d = context.runner.run(
+    d = session.factory.lookups.run(
         _sender_owned, context.directory, session.user.address, path.mailbox, context.config.users
     )
-    d.addCallbacks(_sender_checked, _lookup_failed, (session, path, params), None, (session,))
-    return d  # type: ignore[no-any-return]
+    d.addCallbacks(
+        _sender_checked,
+        _lookup_failed,
+        callbackArgs=(session, path, params),
+        errbackArgs=(session,),
+    )
+    return d
 
 
 def _start(session: SMTPSession, path: Path, params: MailParams) -> None:
@@ -162,9 +168,14 @@ def cmd_rcpt(session: SMTPSession, args: str) -> defer.Deferred[Any] | None:
         # for "user@[our IP]"): relay on submission, refuse on MX.
         _resolved(None, session, path, rcpt_params)
         return None
-    d = session.context.runner.run(_resolve, session.context.directory, path)
-    d.addCallbacks(_resolved, _lookup_failed, (session, path, rcpt_params), None, (session,))
-    return d  # type: ignore[no-any-return]
+    d = session.factory.lookups.run(_resolve, session.context.directory, path)
+    d.addCallbacks(
+        _resolved,
+        _lookup_failed,
+        callbackArgs=(session, path, rcpt_params),
+        errbackArgs=(session,),
+    )
+    return d
 
 
 def _resolve(directory: Directory, path: Path) -> Resolution | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailsuite.protocol.lines import LineFactory, LineProtocol
+from mailsuite.smtp.lookups import LookupBatcher
 from mailsuite.smtp.session import SMTPSession
 
 ROLES = ("smtp", "submission", "submissions")
@@ -28,6 +29,7 @@ class SMTPFactory(LineFactory):
         super().__init__(context, role, implicit_tls)
         self.hostname: str = context.config.server.hostname
         self.refusal = f"421 4.7.0 {self.hostname} Too many connections\r\n".encode()
+        self.lookups = LookupBatcher(context)  # RCPT and sender checks of all sessions
 
     def build(self, addr: Any) -> LineProtocol:
         return SMTPSession(self.context.config.smtp)
