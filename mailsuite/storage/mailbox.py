@@ -31,12 +31,13 @@ timestamp tick would otherwise go unnoticed.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -125,6 +126,7 @@ class MaildirMailbox:
         self._tmp_cleaned = 0.0
         self._dirty = False
         self._snap = idx.Snapshot()
+        self._holding_ms = False
         self._ms = ModseqLog(path, ctx.root, ctx.clock)
         self._ms_seen = False
         self._reported_high = 0
@@ -287,8 +289,16 @@ class MaildirMailbox:
         # rewriting an identical index would cost O(n) per command meanwhile
 
     # ------------------------------------------------------------ modseqs
-    def _ms_lock(self) -> DotLock:
-        return DotLock(self._ms.lock_path, clock=self._ctx.clock)
+    @contextlib.contextmanager
+    def _ms_lock(self) -> Iterator[None]:
+        """The modseq lock: every mailsuite writer renames, adds and removes
+        files in ``cur/`` only while holding it (not reentrant)."""
+        with DotLock(self._ms.lock_path, clock=self._ctx.clock):
+            self._holding_ms = True
+            try:
+                yield
+            finally:
+                self._holding_ms = False
 
     def _note_touched(self, touched: set[int] | None) -> None:
         """Messages whose modseq someone else raised: report as flag changes."""
@@ -487,9 +497,15 @@ class MaildirMailbox:
         gone = old - listing
         appeared = listing - old
         if gone and {split_name(n)[0] for n in gone} - {split_name(n)[0] for n in appeared}:
-            # A rename racing with readdir may hide a file; look once more.
-            again = self._listing()
-            listing |= again
+            # readdir racing with a rename can miss the file under both names;
+            # never call a message removed on such a listing: list again while
+            # no mailsuite writer can rename (Dovecot does not take our lock,
+            # so against it this narrows the race rather than closing it).
+            if self._holding_ms:
+                listing = self._listing()
+            else:
+                with self._ms_lock():
+                    listing = self._listing()
             gone = old - listing
             appeared = listing - old
         if not gone and not appeared:
@@ -543,16 +559,27 @@ class MaildirMailbox:
                 self._assign_locked(list(fresh))
         out = []
         seen: set[int] = set(self._snap.uids)
-        for base, name in fresh.items():
-            uid = self._uidlist.by_base.get(base)
-            if uid is None or uid in seen:
-                continue
-            try:
-                size, mtime = self._measure(name, base)
-            except FileNotFoundError:
-                continue  # renamed or removed meanwhile: the next sync sees it
-            seen.add(uid)
-            out.append((uid, name, size, mtime))
+        pending = dict(fresh)
+        for _attempt in range(4):
+            moved: list[str] = []
+            for base, name in pending.items():
+                uid = self._uidlist.by_base.get(base)
+                if uid is None or uid in seen:
+                    continue
+                try:
+                    size, mtime = self._measure(name, base)
+                except FileNotFoundError:
+                    moved.append(base)  # renamed by a flag change meanwhile, or removed
+                    continue
+                seen.add(uid)
+                out.append((uid, name, size, mtime))
+            if not moved:
+                break
+            # Follow the renames: a message another session re-flagged between
+            # our readdir and our stat is still there under a new name.
+            current = {split_name(n)[0]: n for n in self._listing()}
+            pending = {b: current[b] for b in moved if b in current}
+        out.sort()
         return out
 
     def _measure(self, name: str, base: str) -> tuple[int, float]:
