@@ -24,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import defer, interfaces, protocol
+from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
-from zope.interface import implementer
+
+from mailsuite.protocol.flow import WriteGate
 
 MAX_LINE = 4096
 MAX_REPLY_LINES = 200
@@ -102,32 +103,6 @@ class DotStuffer:
         if not self._pending_cr and not self._line_start:
             tail = b"\r\n"
         return tail + b".\r\n"
-
-
-@implementer(interfaces.IPushProducer)
-class _FlowControl:
-    """Tracks the transport's pause/resume requests while the body is written."""
-
-    def __init__(self) -> None:
-        self.paused = False
-        self._waiters: list[defer.Deferred[None]] = []
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    def stopProducing(self) -> None:
-        self.resumeProducing()
-
-    def wait(self) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        self._waiters.append(d)
-        return d
 
 
 class SMTPClientProtocol(protocol.Protocol):
@@ -225,7 +200,7 @@ class SMTPClientProtocol(protocol.Protocol):
     async def send_body(self, read: Callable[[int], defer.Deferred[bytes]]) -> None:
         """Write the message (``read(n)`` gives the next chunk, b"" at the end)
         dot-stuffed and terminated by ``.CRLF``."""
-        flow = _FlowControl()
+        flow = WriteGate()
         transport: Any = self.transport
         transport.registerProducer(flow, True)
         try:

@@ -16,8 +16,6 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
 
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.imap import condstore, content, responses
@@ -26,6 +24,7 @@ from mailsuite.imap.commands import condstore as condstore_cmds
 from mailsuite.imap.fetchatts import FetchAtt, parse_fetch_atts
 from mailsuite.imap.parser import ParseError, parse_sequence_set
 from mailsuite.imap.selected import RECENT
+from mailsuite.protocol.flow import WriteGate
 
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
@@ -33,35 +32,6 @@ if TYPE_CHECKING:
 _META_BATCH = 2000  # messages per batch when no file is read
 _CONTENT_BATCH = 100  # messages per batch when files are read
 _BATCH_BYTES = 2 * 1024 * 1024  # stored bytes per batch
-
-
-@implementer(IPushProducer)
-class WriteGate:
-    """A push producer registered during long output: ``wait()`` fires when
-    the transport is not asking us to pause."""
-
-    def __init__(self) -> None:
-        self.paused = False
-        self._waiters: list[defer.Deferred[None]] = []
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    def stopProducing(self) -> None:
-        self.resumeProducing()
-
-    def wait(self) -> defer.Deferred[None]:
-        if not self.paused:
-            return defer.succeed(None)
-        d: defer.Deferred[None] = defer.Deferred()
-        self._waiters.append(d)
-        return d
 
 
 def fetch(s: IMAPSession, req: Request) -> Any:
