@@ -322,25 +322,29 @@ def free_port() -> int:
 
 # -- Dovecot ---------------------------------------------------------------------------
 class Dovecot:
-    """A private Dovecot IMAP server on a loopback port, started and stopped by us.
+    """A private Dovecot (IMAP, or POP3 with ``protocol="pop3"``) on a loopback
+    port, started and stopped by us.
 
     ``mail_root`` holds ``<domain>/<localpart>/`` Maildirs (chowned to nobody,
     as Dovecot's mail processes run as nobody here).
     """
 
-    def __init__(self, tmp: Path, mail_root: Path, users: Iterable[str]) -> None:
+    def __init__(
+        self, tmp: Path, mail_root: Path, users: Iterable[str], protocol: str = "imap"
+    ) -> None:
         self.dir = tmp / "dovecot"
         self.port = free_port()
         (self.dir / "run").mkdir(parents=True)
         (self.dir / "state").mkdir()
         (self.dir / "passwd").write_text("".join(f"{u}:{{PLAIN}}{PASSWORD}\n" for u in users))
         self.conf = self.dir / "dovecot.conf"
+        extra = "pop3_uidl_format = %08Xu%08Xv\n" if protocol == "pop3" else ""
         self.conf.write_text(
             f"""
 base_dir = {self.dir}/run
 state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
-protocols = imap
+protocols = {protocol}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -349,7 +353,7 @@ mail_location = maildir:{mail_root}/%d/%n
 mail_max_userip_connections = 20000
 default_client_limit = 20000
 default_vsz_limit = 1G
-passdb {{
+{extra}passdb {{
   driver = passwd-file
   args = username_format=%u {self.dir}/passwd
 }}
@@ -357,12 +361,12 @@ userdb {{
   driver = static
   args = uid={NOBODY} gid={NOBODY} home={mail_root}/%d/%n
 }}
-service imap-login {{
-  inet_listener imap {{
+service {protocol}-login {{
+  inet_listener {protocol} {{
     address = 127.0.0.1
     port = {self.port}
   }}
-  inet_listener imaps {{
+  inet_listener {protocol}s {{
     port = 0
   }}
 }}

@@ -29,23 +29,21 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
 
-from tests.harness import ServerProcess, free_port  # noqa: E402
+from common import DOVECOT, PASSWORD, Dovecot  # noqa: E402
 
-PASSWORD = "bench-password"
-DOVECOT = Path("/usr/sbin/dovecot")
+from tests.harness import ServerProcess  # noqa: E402
 
 
 # -- the client ------------------------------------------------------------------
@@ -158,83 +156,13 @@ def populate(maildir: Path, users: list[str], messages: list[bytes]) -> None:
 
 
 # -- Dovecot -------------------------------------------------------------------------
-class Dovecot:
-    """A private Dovecot (pop3 only) on a loopback port; started and stopped by us."""
-
-    def __init__(self, tmp: Path, maildir: Path, users: list[str]) -> None:
-        self.dir = tmp / "dovecot"
-        self.mail = tmp / "dovecot-mail"
-        self.port = free_port()
-        shutil.copytree(maildir, self.mail)
-        for path in [self.mail, *self.mail.rglob("*")]:
-            os.chown(path, 65534, 65534)
-        (self.dir / "run").mkdir(parents=True)
-        (self.dir / "state").mkdir()
-        (self.dir / "passwd").write_text("".join(f"{u}:{{PLAIN}}{PASSWORD}\n" for u in users))
-        self.conf = self.dir / "dovecot.conf"
-        self.conf.write_text(
-            f"""
-base_dir = {self.dir}/run
-state_dir = {self.dir}/state
-log_path = {self.dir}/dovecot.log
-protocols = pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:{self.mail}/%d/%n
-pop3_uidl_format = %08Xu%08Xv
-mail_max_userip_connections = 1000
-passdb {{
-  driver = passwd-file
-  args = username_format=%u {self.dir}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=65534 gid=65534 home={self.mail}/%d/%n
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {self.port}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-"""
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(DOVECOT), "-F", "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        log = self.dir / "dovecot.log"
-        raise RuntimeError("dovecot did not start:\n" + (log.read_text() if log.exists() else ""))
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def version(self) -> str:
-        out = subprocess.run([str(DOVECOT), "--version"], capture_output=True, text=True)
-        return out.stdout.split()[0] if out.stdout else "?"
+def dovecot_copy(tmp: Path, maildir: Path) -> Path:
+    """A copy of the Maildirs owned by nobody, for Dovecot's mail processes."""
+    mail = tmp / "dovecot-mail"
+    shutil.copytree(maildir, mail)
+    for path in [mail, *mail.rglob("*")]:
+        os.chown(path, 65534, 65534)
+    return mail
 
 
 # -- main ------------------------------------------------------------------------------
@@ -267,7 +195,7 @@ def main() -> None:
             if not args.no_dovecot and DOVECOT.exists() and os.geteuid() != 0:
                 print("the Dovecot comparison runs Dovecot as root (its mail user is nobody)")
             elif not args.no_dovecot and DOVECOT.exists():
-                dovecot = Dovecot(tmp, srv.maildir, users)
+                dovecot = Dovecot(tmp, dovecot_copy(tmp, srv.maildir), users, protocol="pop3")
                 dovecot.start()
                 servers[f"dovecot {dovecot.version()}"] = dovecot.port
             elif not args.no_dovecot:
