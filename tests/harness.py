@@ -174,6 +174,14 @@ class ServerProcess:
         code = main(["-c", str(self.config_path), *argv], stdin=io.StringIO(stdin), stdout=out)
         return code, out.getvalue()
 
+    def new_user(self, prefix: str, password: str, domain: str = "example.test") -> str:
+        """A fresh account (``<prefix><n>@<domain>``), so tests sharing one
+        server stay independent."""
+        self._accounts = getattr(self, "_accounts", 0) + 1
+        address = f"{prefix}{self._accounts}@{domain}"
+        self.add_user(address, password)
+        return address
+
     def add_user(self, address: str, password: str) -> None:
         domain = address.rsplit("@", 1)[1]
         self.admin("domain", "add", domain)  # may already exist

@@ -37,21 +37,13 @@ def message(n: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("condstore-e2e"), roles=("imap", "imaps"))
-    srv.start()
-    try:
+    with ServerProcess(tmp_path_factory.mktemp("condstore-e2e"), roles=("imap", "imaps")) as srv:
         yield srv
-    finally:
-        srv.stop()
-
-
-_users = iter(range(1000))
 
 
 @pytest.fixture
 def user(server: ServerProcess) -> str:
-    address = f"csuser{next(_users)}@example.test"
-    server.add_user(address, PASSWORD)
+    address = server.new_user("csuser", PASSWORD)
     for i in range(1, 6):
         outside(server, address).append(io.BytesIO(message(i)))
     return address

@@ -42,27 +42,17 @@ def tls_context() -> ssl.SSLContext:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("imape2e")
-    srv = ServerProcess(
-        tmp,
+    with ServerProcess(
+        tmp_path_factory.mktemp("imape2e"),
         roles=("imap", "imaps", "smtp"),
         extra_config={"imap": {"idle_poll_interval": 0.3}},
-    )
-    srv.start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
-
-
-_users = iter(range(1000))
 
 
 @pytest.fixture
 def user(server: ServerProcess) -> str:
-    address = f"imapuser{next(_users)}@example.test"
-    server.add_user(address, PASSWORD)
-    return address
+    return server.new_user("imapuser", PASSWORD)
 
 
 def deliver_from_outside(server: ServerProcess, address: str, data: bytes = MSG) -> int:

@@ -38,25 +38,17 @@ def tls_context() -> ssl.SSLContext:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(
+    with ServerProcess(
         tmp_path_factory.mktemp("imapext"),
         roles=("imaps",),
         extra_config={"imap": {"max_literal_size": LIMIT}},
-    )
-    srv.start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
-
-
-_users = iter(range(1000))
 
 
 @pytest.fixture
 def user(server: ServerProcess) -> str:
-    address = f"extuser{next(_users)}@example.test"
-    server.add_user(address, PASSWORD)
+    address = server.new_user("extuser", PASSWORD)
     code, out = server.admin("user", "quota", address, "--bytes", "100K", "--messages", "50")
     assert code == 0, out
     return address

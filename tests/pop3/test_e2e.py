@@ -38,24 +38,16 @@ def tls_context() -> ssl.SSLContext:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("pop3e2e")
-    srv = ServerProcess(tmp, roles=("pop3", "pop3s", "imap", "imaps"))
-    srv.start()
-    try:
+    with ServerProcess(
+        tmp_path_factory.mktemp("pop3e2e"), roles=("pop3", "pop3s", "imap", "imaps")
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
-
-
-_users = iter(range(1000))
 
 
 @pytest.fixture
 def user(server: ServerProcess) -> str:
     """A fresh account per test (tests stay independent on one server)."""
-    address = f"user{next(_users)}@example.test"
-    server.add_user(address, PASSWORD)
-    return address
+    return server.new_user("user", PASSWORD)
 
 
 def deliver(server: ServerProcess, address: str, data: bytes) -> int:
