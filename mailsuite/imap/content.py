@@ -20,8 +20,16 @@ from typing import Any
 from mailsuite.imap import fetchrender, responses
 from mailsuite.imap.fetchatts import FetchAtt
 from mailsuite.mime.decode import BinaryError
+from mailsuite.mime.structure import Part
 
-__all__ = ["BinaryError", "needs_raw", "needs_structure", "render_item"]
+__all__ = [
+    "BinaryError",
+    "header_only",
+    "header_part",
+    "needs_raw",
+    "needs_structure",
+    "render_item",
+]
 
 _META = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 _STRUCTURE_ONLY = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
@@ -41,6 +49,34 @@ def needs_structure(atts: Sequence[FetchAtt]) -> bool:
     """True if some item needs the parsed MIME structure (cached in the index);
     the whole message (``BODY[]``, ``RFC822``) does not."""
     return any(a.name not in _META and not _whole(a) for a in atts)
+
+
+def header_only(atts: Sequence[FetchAtt]) -> bool:
+    """True if every content item is the top-level header or some of its
+    fields (``BODY[HEADER]``, ``BODY[HEADER.FIELDS (..)]``,
+    ``BODY[HEADER.FIELDS.NOT (..)]``, ``RFC822.HEADER``): the stored header
+    bytes and :func:`header_part` then render them, no structure needed."""
+    heads = [a for a in atts if a.name not in _META]
+    return bool(heads) and all(_top_header(a) for a in heads)
+
+
+def _top_header(att: FetchAtt) -> bool:
+    if att.name == "RFC822.HEADER":
+        return True
+    return (
+        att.name == "BODY"
+        and att.section is not None
+        and not att.part
+        and att.specifier in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+    )
+
+
+def header_part(head: bytes) -> Part:
+    """A root part for a message whose header is ``head`` (the section
+    functions read only its header offsets)."""
+    part = Part(0)
+    part.body_start = part.end = len(head)
+    return part
 
 
 def _whole(att: FetchAtt) -> bool:

@@ -359,6 +359,7 @@ class MessageContext:
     modseq: int = 0
     load_raw: Callable[[], bytes] | None = None
     load_part: Callable[[], Part] | None = None
+    load_header: Callable[[], bytes] | None = None
     raw: bytes | None = None
     part: Part | None = None
     _flags: frozenset[str] | None = field(default=None, repr=False)
@@ -385,11 +386,15 @@ class MessageContext:
         """(lower-case name, value) of the message header, in order."""
         cached = self._cache.get("headers")
         if cached is None:
-            part = self.get_part()
-            raw = self.get_raw()
+            if self.raw is None and self.part is None and self.load_header is not None:
+                raw = self.load_header()  # only the header bytes
+                start, stop = 0, len(raw)
+            else:
+                part = self.get_part()
+                raw = self.get_raw()
+                start, stop = part.start, part.body_start
             cached = [
-                (name.lower(), value)
-                for name, value, _s, _e in iter_fields(raw, part.start, part.body_start)
+                (name.lower(), value) for name, value, _s, _e in iter_fields(raw, start, stop)
             ]
             self._cache["headers"] = cached
         return cached  # type: ignore[no-any-return]

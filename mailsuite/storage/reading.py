@@ -85,6 +85,19 @@ class ReadMixin(MailboxBase):
         """Offset just past the blank line ending the header (CRLF bytes)."""
         return int(self._parsed(uid)["hdr_end"])
 
+    def header_bytes(self, uid: int) -> bytes:
+        """The top-level header (blank line included, when there is one) as the
+        cached root part delimits it: only those bytes of the file are read.
+
+        Raises EXPUNGED.
+        """
+        data = self._parsed(uid)
+        root = data.get("structure")
+        end = int(root[0]) + int(root[1]) if isinstance(root, list) else int(data["hdr_end"])
+        with self.open_message(uid) as f:
+            head: bytes = f.read(end)
+        return head
+
     def structure(self, uid: int) -> Any:
         """The MIME structure from ``mailsuite.mime.structure`` (cached in the index).
 

@@ -246,8 +246,9 @@ def _render_batch(
         need = [uid for _, uid, flags, _ in items if "\\Seen" not in flags]
         if need:
             changed = dict(mailbox.store_flags_conditional(need, ["\\Seen"], "add").messages)
-    want_raw = content.needs_raw(atts)
-    want_structure = content.needs_structure(atts)
+    head_only = content.header_only(atts)  # read the header bytes, no structure
+    want_raw = content.needs_raw(atts) and not head_only
+    want_structure = content.needs_structure(atts) and not head_only
     has = {a.name for a in atts}
     out: list[bytes] = []
     gone: list[int] = []
@@ -258,8 +259,13 @@ def _render_batch(
             flags = changed[uid][0] | (flags & {RECENT})
             modseq = changed[uid][1]
         try:
-            raw = _read(mailbox, uid) if want_raw else None
-            part = mailbox.structure(uid) if want_structure else None
+            part: Any
+            if head_only:
+                raw = mailbox.header_bytes(uid)
+                part = content.header_part(raw)
+            else:
+                raw = _read(mailbox, uid) if want_raw else None
+                part = mailbox.structure(uid) if want_structure else None
         except MailError as e:
             if e.kind in (ErrorKind.EXPUNGED, ErrorKind.NONEXISTENT):
                 gone.append(uid)

@@ -134,6 +134,7 @@ def _match_batch(
             modseq=info.modseq,
             load_raw=_loader(mailbox, uid),
             load_part=_part_loader(mailbox, uid),
+            load_header=_header_loader(mailbox, uid),
         )
         try:
             if matches(tree, ctx):
@@ -147,6 +148,14 @@ def _match_batch(
 def _part_loader(mailbox: Any, uid: int) -> Any:
     def load() -> Any:
         return mailbox.structure(uid)
+
+    return load
+
+
+def _header_loader(mailbox: Any, uid: int) -> Any:
+    def load() -> bytes:
+        head: bytes = mailbox.header_bytes(uid)
+        return head
 
     return load
 
