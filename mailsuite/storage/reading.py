@@ -85,15 +85,31 @@ class ReadMixin(MailboxBase):
         """Offset just past the blank line ending the header (CRLF bytes)."""
         return int(self._parsed(uid)["hdr_end"])
 
-    def header_bytes(self, uid: int) -> bytes:
+    def header_ends(self, uids: Sequence[int]) -> dict[int, int]:
+        """:meth:`header_bytes` lengths of those ``uids`` the part cache knows,
+        with one cache query (others, and expunged UIDs, are left out)."""
+        with self._lock:
+            bases: dict[str, int] = {}
+            for uid in uids:
+                pos = self._pos(uid)
+                if pos is not None:
+                    bases[split_name(self._snap.files[pos])[0]] = uid
+        found = self._cache.get_many(list(bases), STRUCTURE_VERSION)
+        return {
+            bases[base]: _root_header_end(data)
+            for base, data in found.items()
+            if isinstance(data, dict) and "hdr_end" in data
+        }
+
+    def header_bytes(self, uid: int, end: int | None = None) -> bytes:
         """The top-level header (blank line included, when there is one) as the
         cached root part delimits it: only those bytes of the file are read.
+        ``end`` is its length when known (:meth:`header_ends`).
 
         Raises EXPUNGED.
         """
-        data = self._parsed(uid)
-        root = data.get("structure")
-        end = int(root[0]) + int(root[1]) if isinstance(root, list) else int(data["hdr_end"])
+        if end is None:
+            end = _root_header_end(self._parsed(uid))
         with self.open_message(uid) as f:
             head: bytes = f.read(end)
         return head
@@ -129,6 +145,13 @@ class ReadMixin(MailboxBase):
         if self._pos(uid) is None:
             raise MailError(ErrorKind.EXPUNGED)
         return f"{uid:08X}{self.uidvalidity:08X}"
+
+
+def _root_header_end(data: dict[str, Any]) -> int:
+    root = data.get("structure")
+    if isinstance(root, list):
+        return int(root[0]) + int(root[1])
+    return int(data["hdr_end"])
 
 
 def _header_end(raw: bytes) -> int:

@@ -126,3 +126,16 @@ def test_header_search_same_as_whole_message(box: MaildirMailbox, keys: list[str
             expected.append((i + 1, m.uid))
     assert got == expected
     assert got  # every key matches some message
+
+
+def test_header_ends_one_query(box: MaildirMailbox) -> None:
+    uids = [m.uid for m in box.messages()]
+    first = box.header_ends([*uids, 999])  # only what the part cache knows
+    assert set(first) <= set(uids)
+    for uid in uids:
+        box.structure(uid)  # fills the part cache
+    ends = box.header_ends([*uids, 999])
+    assert set(ends) == set(uids)
+    for uid in uids:
+        assert box.header_bytes(uid, ends[uid]) == box.header_bytes(uid)
+        assert ends[uid] == box.structure(uid).body_start

@@ -250,6 +250,7 @@ def _render_batch(
     want_raw = content.needs_raw(atts) and not head_only
     want_structure = content.needs_structure(atts) and not head_only
     has = {a.name for a in atts}
+    ends = mailbox.header_ends([it[1] for it in items]) if head_only else {}
     out: list[bytes] = []
     gone: list[int] = []
     failed: str | None = None
@@ -261,7 +262,7 @@ def _render_batch(
         try:
             part: Any
             if head_only:
-                raw = mailbox.header_bytes(uid)
+                raw = mailbox.header_bytes(uid, ends.get(uid))
                 part = content.header_part(raw)
             else:
                 raw = _read(mailbox, uid) if want_raw else None

@@ -121,6 +121,8 @@ def _match_batch(
     view is read here: no command or refresh changes it meanwhile)."""
     out = []
     max_seq, max_uid = maxima
+    # header lengths from one cache query (cheap; used by header keys)
+    ends = mailbox.header_ends([uid for _, uid in batch]) if needs_content(tree) else {}
     for seq, uid in batch:
         flags, info = view.flags(uid), view.info[uid]
         ctx = MessageContext(
@@ -134,7 +136,7 @@ def _match_batch(
             modseq=info.modseq,
             load_raw=_loader(mailbox, uid),
             load_part=_part_loader(mailbox, uid),
-            load_header=_header_loader(mailbox, uid),
+            load_header=_header_loader(mailbox, uid, ends.get(uid)),
         )
         try:
             if matches(tree, ctx):
@@ -152,9 +154,9 @@ def _part_loader(mailbox: Any, uid: int) -> Any:
     return load
 
 
-def _header_loader(mailbox: Any, uid: int) -> Any:
+def _header_loader(mailbox: Any, uid: int, end: int | None) -> Any:
     def load() -> bytes:
-        head: bytes = mailbox.header_bytes(uid)
+        head: bytes = mailbox.header_bytes(uid, end)
         return head
 
     return load
