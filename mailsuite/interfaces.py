@@ -135,6 +135,16 @@ class Mailbox(Protocol):
         """The stored bytes (CRLF line ends).  Raises EXPUNGED if gone."""
         ...
 
+    def header_bytes(self, uid: int, end: int | None = None) -> bytes:
+        """The stored top-level header (up to ``end``, or the cached header
+        length).  Raises EXPUNGED if gone."""
+        ...
+
+    def header_ends(self, uids: Sequence[int]) -> dict[int, int]:
+        """Cached header lengths of ``uids`` (one index query per batch);
+        UIDs without a cached value are left out."""
+        ...
+
     def structure(self, uid: int) -> Any:
         """The cached MIME structure (``mailsuite.mime``) from the index."""
         ...
