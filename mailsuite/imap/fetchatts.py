@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailsuite.imap.fetchrender import FetchItem
 from mailsuite.imap.parser import ParseError, Token, tokenize
 
 _SIMPLE = frozenset(
@@ -42,7 +43,7 @@ _SETS_SEEN = frozenset({"RFC822", "RFC822.TEXT"})
 
 
 @dataclass(frozen=True, slots=True)
-class FetchAtt:
+class FetchAtt(FetchItem):
     """One requested item.
 
     ``name`` is the upper-case item without section: FLAGS, UID,
@@ -53,14 +54,6 @@ class FetchAtt:
     HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME, ``fields`` the header
     names (upper-case), ``partial`` ``(origin, count)``.
     """
-
-    name: str
-    section: str | None = None
-    part: tuple[int, ...] = ()
-    specifier: str = ""
-    fields: tuple[str, ...] = ()
-    partial: tuple[int, int] | None = None
-    peek: bool = False
 
     @property
     def sets_seen(self) -> bool:

@@ -26,6 +26,21 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def append_durably(path: str | Path, data: bytes) -> os.stat_result:
+    """Append ``data`` to an existing file and fdatasync it; returns the file's
+    stat after the write (callers compare its size with what they expected to
+    notice a writer that did not take their lock).  Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fdatasync(fd)
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 def temp_name(path: Path) -> Path:
     """A name beside ``path`` unique to this process and thread (no leading dot)."""
     return path.with_name(f"{path.name}.tmp.{os.getpid()}.{next(_counter)}")

@@ -107,7 +107,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mailsuite.storage.fsutil import atomic_write
+from mailsuite.storage.fsutil import append_durably, atomic_write
 from mailsuite.storage.locking import DotLock
 
 MODSEQ_FILE = "mailsuite.modseq"
@@ -490,13 +490,7 @@ class ModseqLog:
         return text > COMPACT_MIN + self._block_end // 8 or len(self.expunged) > 2 * MAX_EXPUNGED
 
     def _append(self, data: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, data)
-            os.fdatasync(fd)
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
+        st = append_durably(self.path, data)
         if st.st_size != self._offset + len(data):
             self.sig = None  # someone wrote without the lock: re-read next time
             return

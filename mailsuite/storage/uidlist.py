@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mailsuite.storage.fsutil import atomic_write, fsync_dir, temp_name
+from mailsuite.storage.fsutil import append_durably, atomic_write, fsync_dir, temp_name
 
 UIDLIST_FILE = "dovecot-uidlist"
 UIDVALIDITY_FILE = "dovecot-uidvalidity"
@@ -181,13 +181,7 @@ class Uidlist:
         data = "".join(f"{uid} :{base}\n" for uid, base in items).encode(
             "utf-8", "surrogateescape"
         )
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, data)
-            os.fdatasync(fd)
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
+        st = append_durably(self.path, data)
         if st.st_size != self._offset + len(data):
             self.sig = None  # someone else wrote meanwhile: re-read next time
             return
