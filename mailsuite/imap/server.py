@@ -234,7 +234,6 @@ class IMAPSession(CommandReader):
             )
             self.send_line(f"{tag} BAD {text}")
             return None
-        self.log.debug("{cid} {tag} {name}", cid=self.conn_id, tag=tag, name=name)
         return self.dispatch(command, Request(tag, name, list(tokens[2:])))
 
     def dispatch(self, command: Command, req: Request) -> Any:
