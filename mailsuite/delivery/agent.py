@@ -2,14 +2,25 @@
 
 Two phases, all blocking (run them through the BlockingRunner):
 
-``begin(envelope)`` opens a spool file in ``spool_dir``; ``write(data)``
-streams into it (bare LF becomes CRLF; never the whole message in memory);
-``commit(targets)`` makes it durable once (fsync) and then, per target
-folder, hard-links it into the folder's ``tmp/`` (or copies + fsyncs when a
-link is impossible), renames it into ``new/`` and fsyncs ``new/``.  Directory
-fsyncs of concurrent commits into one folder are grouped
+``begin(envelope)`` starts a delivery; ``write(data)`` streams the content
+(bare LF becomes CRLF).  The first :data:`DIRECT_MAX` bytes are held in
+memory; a longer message goes to a spool file in ``spool_dir`` from then on
+(never more than that in memory).  ``commit(targets)`` then delivers:
+
+* exactly one target and the content still in memory: the bytes are written
+  straight into the folder's ``tmp/``, fsynced, renamed into ``new/`` and
+  ``new/`` is fsynced (no spool file, link or unlink);
+* otherwise the spool file is made durable once (fsync) and then, per
+  target folder, hard-linked into the folder's ``tmp/`` (or copied + fsynced
+  when a link is impossible), renamed into ``new/`` and ``new/`` fsynced.
+
+Either way a file is renamed into ``new/`` only after its bytes were
+fsynced.  Directory fsyncs of concurrent commits into one folder are grouped
 (:class:`~mailsuite.storage.fsutil.DirSyncer`); a recipient is reported
-delivered only after an fsync that began after its own rename.
+delivered only after an fsync that began after its own rename.  A crash
+leaves at most a file in a ``tmp/`` (spool or folder), never a partial
+message in ``new/``; folder ``tmp/`` leftovers are removed by the mailbox
+scan after a day and a half.
 
 Per-recipient errors are ``MailError``: OVER_QUOTA (limits from
 ``quota_lookup(account)``, 0 = unlimited, reused for up to
@@ -48,6 +59,21 @@ log = Logger()
 #: per delivery.  The staleness bound for quota changes made by the admin.
 QUOTA_CACHE_SECONDS = 2.0
 _MAX_CACHED = 4096  # accounts whose limits are cached before expired ones are dropped
+#: Content up to this size stays in memory until commit (see the module doc).
+DIRECT_MAX = 128 * 1024
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+class _Account:
+    """What the agent keeps per account it delivered to: the maildir (known
+    complete) and its quota file."""
+
+    __slots__ = ("path", "quota", "root")
+
+    def __init__(self, root: Path, quota: MaildirSize) -> None:
+        self.root = root
+        self.path = os.fspath(root)
+        self.quota = quota
 
 
 class MaildirDeliveryAgent:
@@ -67,17 +93,20 @@ class MaildirDeliveryAgent:
         self.names = UniqueNames()
         self._recounts: dict[str, float] = {}
         self._limits: dict[str, tuple[float, tuple[int, int]]] = {}
-        self._complete: set[str] = set()  # account roots seen complete (with cur/)
+        self._accounts: dict[str, _Account] = {}  # seen complete (with cur/)
 
     def begin(self, envelope: Envelope) -> MaildirDelivery:
+        return MaildirDelivery(self, envelope)
+
+    def open_spool(self) -> tuple[str, int]:
+        """A new spool file: (path, fd open for writing)."""
         path = os.path.join(self.spool_dir, self.names.new(self.store.clock()))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            fd = os.open(path, flags, 0o600)
+            fd = os.open(path, _CREATE, 0o600)
         except FileNotFoundError:
             self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, flags, 0o600)
-        return MaildirDelivery(self, envelope, path, fd)
+            fd = os.open(path, _CREATE, 0o600)
+        return path, fd
 
     def limits(self, account: str) -> tuple[int, int]:
         """``quota_lookup(account)``, cached for :data:`QUOTA_CACHE_SECONDS`."""
@@ -99,64 +128,97 @@ class MaildirDeliveryAgent:
     def account_root(self, address: str) -> Path:
         """The account's maildir, created (with its default folders) if it is
         not complete yet.  Raises UNKNOWN_MAILBOX for an unusable address."""
+        return self._account(address).root
+
+    def _account(self, address: str) -> _Account:
+        known = self._accounts.get(address)
+        if known is not None:
+            return known
         try:
             root = self.store.account_path(address)
         except MailError:
             raise MailError(ErrorKind.UNKNOWN_MAILBOX) from None
-        key = str(root)
-        if key not in self._complete:
-            if not (root / "cur").is_dir():
-                self.store.account(address).ensure_created()
-            self._complete.add(key)
-        return root
+        if not (root / "cur").is_dir():
+            self.store.account(address).ensure_created()
+        if len(self._accounts) >= _MAX_CACHED:
+            self._accounts.clear()
+        known = self._accounts[address] = _Account(root, self.quota_for(address, root))
+        return known
 
     def recreate(self, address: str) -> None:
         """The account tree vanished under us (deleted, repaired): build it again."""
-        self._complete.discard(str(self.store.account_path(address)))
+        self._accounts.pop(address, None)
         self.store.account(address).ensure_created()
 
 
 class MaildirDelivery:
-    """Implements :class:`mailsuite.interfaces.Delivery`: one spool file."""
+    """Implements :class:`mailsuite.interfaces.Delivery`: content held in
+    memory, or a spool file once it outgrew :data:`DIRECT_MAX`."""
 
-    def __init__(self, agent: MaildirDeliveryAgent, envelope: Envelope, path: str, fd: int):
+    def __init__(self, agent: MaildirDeliveryAgent, envelope: Envelope) -> None:
         self.agent = agent
         self.envelope = envelope
-        self.path = path
-        self._fd: int | None = fd
+        self.path: str | None = None  # the spool file, once there is one
+        self._fd: int | None = None
+        self._held: list[bytes] | None = []  # None once committed or aborted
         self._size = 0
         self._norm = CrlfNormalizer()
 
     def write(self, data: bytes) -> None:
-        if self._fd is None:
+        if self._held is None:
             raise MailError(ErrorKind.INTERNAL, detail="write after commit/abort")
-        self._write(self._norm.feed(data))
+        data = self._norm.feed(data)
+        if self._fd is None:
+            if self._size + len(data) <= DIRECT_MAX:
+                self._held.append(data)
+                self._size += len(data)
+                return
+            self._spool()
+        self._write(data)
+
+    def _spool(self) -> None:
+        """Move the held content into a new spool file."""
+        assert self._held is not None
+        self.path, self._fd = self.agent.open_spool()
+        held, self._held = self._held, []
+        self._size = 0
+        for chunk in held:
+            self._write(chunk)
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        _write_all(self._fd, data)
         self._size += len(data)
 
     def size(self) -> int:
         return self._size + (1 if self._norm._held_cr else 0)
 
     def abort(self) -> None:
+        self._held = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        if self.path is not None:
+            _unlink_quiet(self.path)
+            self.path = None
 
     def commit(self, targets: dict[str, list[LocalTarget]]) -> list[DeliveryResult]:
         """Deliver durably to every target; returns one result per recipient."""
-        if self._fd is None:
+        if self._held is None:
             raise MailError(ErrorKind.INTERNAL, detail="commit after commit/abort")
+        tail = self._norm.flush()
+        if self._fd is None and sum(len(t) for t in targets.values()) == 1:
+            if tail:
+                self._held.append(tail)
+                self._size += len(tail)
+            data = b"".join(self._held)
+            self._held = None
+            return self._deliver_one(targets, data)
         try:
-            self._write(self._norm.flush())
+            if self._fd is None:
+                self._spool()
+            self._write(tail)
+            assert self._fd is not None
             os.fsync(self._fd)
         except OSError as exc:
             self.abort()
@@ -165,14 +227,61 @@ class MaildirDelivery:
             return [DeliveryResult(r, err) for r in targets]
         os.close(self._fd)
         self._fd = None
+        self._held = None
         try:
             return self._deliver_all(targets)
         finally:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            self.abort()
 
+    # -- one target: straight into the folder --------------------------------
+    def _deliver_one(
+        self, targets: dict[str, list[LocalTarget]], data: bytes
+    ) -> list[DeliveryResult]:
+        (rcpt, target) = next((r, t[0]) for r, t in targets.items() if t)
+        error: MailError | None = None
+        try:
+            new_dir, folder = self._write_one(target, data)
+        except MailError as exc:
+            error = exc
+        except OSError as exc:
+            log.error("delivery to {t} failed: {exc}", t=target, exc=exc)
+            error = MailError(ErrorKind.TEMPORARY, detail=str(exc))
+        else:
+            error = self._sync(new_dir)
+            self._publish({(target.account, folder)})
+        return [DeliveryResult(r, error if r == rcpt else None) for r in targets]
+
+    def _write_one(self, target: LocalTarget, data: bytes) -> tuple[str, str]:
+        """tmp/ file written and fsynced, then renamed into new/; (new/, folder)."""
+        agent = self.agent
+        account = agent._account(target.account)
+        fdir, folder = _folder_dir(account, target.folder)
+        account.quota.check(self._size)
+        base = agent.names.new(agent.store.clock(), self._size)
+        tmp = os.path.join(fdir, "tmp", base)
+        try:
+            fd = os.open(tmp, _CREATE, 0o600)
+        except FileNotFoundError:
+            agent.recreate(target.account)  # deleted, or raced with a repair
+            fd = os.open(tmp, _CREATE, 0o600)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quiet(tmp)
+            raise
+        os.close(fd)
+        new_dir = os.path.join(fdir, "new")
+        try:
+            os.rename(tmp, os.path.join(new_dir, base))
+        except BaseException:
+            _unlink_quiet(tmp)
+            raise
+        account.quota.add(self._size, 1)
+        return new_dir, folder
+
+    # -- several targets: hard links of the spool file -----------------------
     def _deliver_all(self, targets: dict[str, list[LocalTarget]]) -> list[DeliveryResult]:
         placed: dict[str, list[tuple[str, LocalTarget, str]]] = {}
         errors: dict[str, MailError] = {}
@@ -212,12 +321,10 @@ class MaildirDelivery:
 
     def _place(self, target: LocalTarget) -> tuple[str, LocalTarget, str]:
         agent = self.agent
-        root = agent.account_root(target.account)
-        folder = _folder_or_inbox(root, target.folder)
-        quota = agent.quota_for(target.account, root)
-        quota.check(self._size)
-        disk = to_disk(folder)
-        fdir = os.path.join(root, disk) if disk else os.fspath(root)
+        assert self.path is not None
+        account = agent._account(target.account)
+        fdir, folder = _folder_dir(account, target.folder)
+        account.quota.check(self._size)
         base = agent.names.new(agent.store.clock(), self._size)
         tmp = os.path.join(fdir, "tmp", base)
         try:
@@ -233,7 +340,7 @@ class MaildirDelivery:
         except BaseException:
             _unlink_quiet(tmp)
             raise
-        quota.add(self._size, 1)
+        account.quota.add(self._size, 1)
         return new_dir, target, folder
 
     def _publish(self, where: set[tuple[str, str]]) -> None:
@@ -242,6 +349,15 @@ class MaildirDelivery:
             return
         for account, folder in sorted(where):
             hub.publish(MailboxChange(account, folder, "added", ()))
+
+
+def _folder_dir(account: _Account, name: str) -> tuple[str, str]:
+    """(directory, canonical name) of folder ``name``, or of INBOX."""
+    if name == "INBOX":
+        return account.path, name
+    folder = _folder_or_inbox(account.root, name)
+    disk = to_disk(folder)
+    return (os.path.join(account.path, disk) if disk else account.path), folder
 
 
 def _folder_or_inbox(root: Path, name: str) -> str:
@@ -269,6 +385,12 @@ def _copy_durably(src: str, dst: str) -> None:
             _unlink_quiet(dst)
             raise
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _unlink_quiet(path: str) -> None:

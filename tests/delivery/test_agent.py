@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailsuite.delivery.agent import MaildirDeliveryAgent
-from mailsuite.errors import ErrorKind
+from mailsuite.delivery.agent import DIRECT_MAX, MaildirDeliveryAgent
+from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import Envelope, LocalTarget, MailboxChange
 from mailsuite.storage.store import MaildirStore
 
@@ -125,8 +125,16 @@ def test_abort_removes_spool(store: MaildirStore) -> None:
     agent = MaildirDeliveryAgent(store)
     d = agent.begin(Envelope("a@example.org", ["bob@example.org"]))
     d.write(b"Subject: x\r\n")
+    d.write(b"x" * DIRECT_MAX)  # outgrows memory: spooled
+    assert len(os.listdir(agent.spool_dir)) == 1
     d.abort()
     assert not os.listdir(agent.spool_dir)
+    small = agent.begin(Envelope("a@example.org", ["bob@example.org"]))
+    small.write(b"Subject: x\r\n")
+    small.abort()
+    assert not os.listdir(agent.spool_dir)
+    with pytest.raises(MailError):
+        small.write(b"more")
 
 
 def test_bare_lf_split_across_writes(store: MaildirStore) -> None:
@@ -162,3 +170,119 @@ def test_concurrent_commits_all_durable(store: MaildirStore) -> None:
     box = store.account("bob@example.org").open("INBOX")
     assert len(box.messages()) == 80
     assert len({m.uid for m in box.messages()}) == 80
+
+
+# -- one target: written straight into the folder (no spool file) -----------
+def _files(path: Path) -> list[str]:
+    return sorted(os.listdir(path)) if path.exists() else []
+
+
+def test_single_target_skips_the_spool(store: MaildirStore, hub: Hub) -> None:
+    agent = MaildirDeliveryAgent(store)
+    results = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org")]})
+    assert results[0].error is None
+    assert _files(agent.spool_dir) == []
+    root = store.account_path("bob@example.org")
+    (name,) = _files(root / "new")
+    assert name.endswith(f",S={len(MESSAGE)},W={len(MESSAGE)}")
+    assert (root / "new" / name).read_bytes() == MESSAGE
+    assert _files(root / "tmp") == []
+    assert ("bob@example.org", "INBOX", "added") in {
+        (c.account, c.folder, c.kind) for c in hub.changes
+    }
+
+
+def test_single_target_into_a_folder(store: MaildirStore, hub: Hub) -> None:
+    acct = store.account("bob@example.org")
+    acct.ensure_created()
+    acct.create_folder("Lists/Dev")
+    agent = MaildirDeliveryAgent(store)
+    results = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org", "Lists/Dev")]})
+    assert results[0].error is None
+    assert len(acct.open("Lists/Dev").messages()) == 1
+    assert len(acct.open("INBOX").messages()) == 0
+    assert ("bob@example.org", "Lists/Dev", "added") in {
+        (c.account, c.folder, c.kind) for c in hub.changes
+    }
+
+
+def test_single_target_over_quota_leaves_nothing(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store, quota_lookup=lambda a: (len(MESSAGE) + 10, 0))
+    target = {"bob@example.org": [LocalTarget("bob@example.org")]}
+    assert deliver(agent, target)[0].error is None
+    second = deliver(agent, target)[0]
+    assert second.error is not None and second.error.kind is ErrorKind.OVER_QUOTA
+    root = store.account_path("bob@example.org")
+    assert len(_files(root / "new")) == 1
+    assert _files(root / "tmp") == []
+    assert store.account("bob@example.org").usage() == (len(MESSAGE), 1)
+
+
+def test_single_target_failed_fsync_publishes_nothing(
+    store: MaildirStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = MaildirDeliveryAgent(store)
+    store.account("bob@example.org").ensure_created()
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    result = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org")]})[0]
+    monkeypatch.undo()
+    assert result.error is not None and result.error.kind is ErrorKind.TEMPORARY
+    root = store.account_path("bob@example.org")
+    assert _files(root / "new") == [] and _files(root / "tmp") == []
+
+
+def test_single_target_recreates_a_vanished_account(store: MaildirStore) -> None:
+    import shutil
+
+    agent = MaildirDeliveryAgent(store)
+    target = {"bob@example.org": [LocalTarget("bob@example.org")]}
+    deliver(agent, target)
+    shutil.rmtree(store.account_path("bob@example.org"))
+    assert deliver(agent, target)[0].error is None
+    assert len(store.account("bob@example.org").open("INBOX").messages()) == 1
+
+
+def test_recipient_already_covered_counts_as_delivered(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store)
+    targets = {
+        "bob@example.org": [LocalTarget("bob@example.org")],
+        "alias@example.org": [],  # its only target was bob, given directly
+    }
+    results = deliver(agent, targets)
+    assert [(r.recipient, r.error) for r in results] == [
+        ("bob@example.org", None),
+        ("alias@example.org", None),
+    ]
+    assert len(store.account("bob@example.org").open("INBOX").messages()) == 1
+
+
+def test_several_targets_are_hard_links(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store)
+    targets = {
+        "team@example.org": [LocalTarget("bob@example.org"), LocalTarget("ann@example.org")]
+    }
+    assert deliver(agent, targets)[0].error is None
+    inodes = set()
+    for who in ("bob", "ann"):
+        new = store.account_path(f"{who}@example.org") / "new"
+        (name,) = _files(new)
+        st = os.stat(new / name)
+        assert st.st_nlink == 2
+        inodes.add(st.st_ino)
+    assert len(inodes) == 1
+    assert _files(agent.spool_dir) == []
+
+
+def test_large_single_target_goes_through_the_spool(store: MaildirStore) -> None:
+    agent = MaildirDeliveryAgent(store)
+    big = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * (DIRECT_MAX // 1000 + 5)
+    results = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org")]}, big)
+    assert results[0].error is None
+    assert _files(agent.spool_dir) == []
+    new = store.account_path("bob@example.org") / "new"
+    (name,) = _files(new)
+    assert (new / name).read_bytes() == big

@@ -96,14 +96,38 @@ def test_delivery_fsyncs_file_then_renames_then_fsyncs_new(tmp_path: Path, calls
     (final,) = [os.path.join(new_dir, n) for n in os.listdir(new_dir)]
     into_new = calls.index("rename", lambda p: p == final)
     assert os.path.getsize(final) == len(MESSAGE)
-    # the bytes were fsynced before the rename made them visible (the spool
-    # file is hard-linked, so an fsync of the spool covers the same inode)
+    # the bytes were fsynced before the rename made them visible (one target:
+    # the file was written in tmp/ of the folder itself)
     data_syncs = [
         i for i, (k, p) in enumerate(calls.events) if k == "fsync" and not os.path.isdir(p)
     ]
     assert data_syncs and data_syncs[0] < into_new, calls.events
     # and new/ was fsynced after the rename, before commit() returned
     assert any(i > into_new for i in calls.fsyncs_of(new_dir)), calls.events
+
+
+def test_hard_linked_copies_fsync_the_spool_before_any_rename(
+    tmp_path: Path, calls: Calls
+) -> None:
+    store = MaildirStore(tmp_path / "mail")
+    agent = MaildirDeliveryAgent(store)
+    targets = {
+        "team@example.org": [LocalTarget("bob@example.org"), LocalTarget("ann@example.org")]
+    }
+    d = agent.begin(Envelope("a@example.org", list(targets)))
+    d.write(MESSAGE)
+    calls.events.clear()
+    results = d.commit(targets)
+    assert all(r.error is None for r in results)
+    for who in ("bob", "ann"):
+        new_dir = os.path.realpath(tmp_path / "mail" / "example.org" / who / "new")
+        (final,) = [os.path.join(new_dir, n) for n in os.listdir(new_dir)]
+        into_new = calls.index("rename", lambda p, final=final: p == final)
+        data_syncs = [
+            i for i, (k, p) in enumerate(calls.events) if k == "fsync" and not os.path.isdir(p)
+        ]
+        assert data_syncs and data_syncs[0] < into_new, calls.events
+        assert any(i > into_new for i in calls.fsyncs_of(new_dir)), calls.events
 
 
 def test_queue_commit_is_durable_before_it_returns(tmp_path: Path, calls: Calls) -> None:
