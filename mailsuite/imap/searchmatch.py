@@ -86,6 +86,9 @@ _FLAG_KEYS = {
 _NO_ARG = frozenset({"ALL", "NEW", *_FLAG_KEYS})
 _STRING_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
 _DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
+_HEADER_KEYS = frozenset(
+    {"BCC", "CC", "FROM", "SUBJECT", "TO", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"}
+)
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "sender", "reply-to"})
 
 
@@ -360,6 +363,10 @@ class MessageContext:
     load_raw: Callable[[], bytes] | None = None
     load_part: Callable[[], Part] | None = None
     load_header: Callable[[], bytes] | None = None
+    #: the message's cached top-level header (``storage.headcache.HeadEntry``:
+    #: ``raw``, ``memo``, ``remember``): header keys then read no file and
+    #: keep what they derive from it for the next search
+    head: Any = None
     raw: bytes | None = None
     part: Part | None = None
     _flags: frozenset[str] | None = field(default=None, repr=False)
@@ -385,7 +392,14 @@ class MessageContext:
     def headers(self) -> list[tuple[str, str]]:
         """(lower-case name, value) of the message header, in order."""
         cached = self._cache.get("headers")
-        if cached is None:
+        if cached is None and self.head is not None:
+            cached = self.head.memo.get("headers")
+            if cached is None:
+                raw = self.head.raw
+                fields = iter_fields(raw, 0, len(raw))
+                cached = self.head.remember("headers", [(n.lower(), v) for n, v, _s, _e in fields])
+            self._cache["headers"] = cached
+        elif cached is None:
             if self.raw is None and self.part is None and self.load_header is not None:
                 raw = self.load_header()  # only the header bytes
                 start, stop = 0, len(raw)
@@ -404,7 +418,13 @@ class MessageContext:
         key = "h:" + name
         cached = self._cache.get(key)
         if cached is None:
-            cached = [_header_text(name, v) for n, v in self.headers() if n == name]
+            head = self.head
+            if head is not None:
+                cached = head.memo.get(key)
+            if cached is None:
+                cached = [_header_text(name, v) for n, v in self.headers() if n == name]
+                if head is not None:
+                    head.remember(key, cached)
             self._cache[key] = cached
         return cached  # type: ignore[no-any-return]
 
@@ -428,13 +448,17 @@ class MessageContext:
 
     def sent_date(self) -> datetime.date:
         cached = self._cache.get("sent")
+        if cached is None and self.head is not None:
+            cached = self.head.memo.get("sent")
         if cached is None:
             cached = _EPOCH
             for name, value in self.headers():
                 if name == "date":
                     cached = _parse_date(value)
                     break
-            self._cache["sent"] = cached
+            if self.head is not None:
+                self.head.remember("sent", cached)
+        self._cache["sent"] = cached
         return cached  # type: ignore[no-any-return]
 
 
@@ -553,6 +577,19 @@ def matches(node: Node, ctx: MessageContext) -> bool:
     if node.uid:
         return node.contains(ctx.uid, ctx.max_uid or ctx.uid)
     return node.contains(ctx.seq, ctx.max_seq or ctx.seq)
+
+
+def needs_header(node: Node) -> bool:
+    """True if matching ``node`` may read the top-level header (header and SENT* keys)."""
+    if isinstance(node, Key):
+        return node.name in _HEADER_KEYS
+    if isinstance(node, And):
+        return any(needs_header(k) for k in node.keys)
+    if isinstance(node, Or):
+        return needs_header(node.left) or needs_header(node.right)
+    if isinstance(node, Not):
+        return needs_header(node.key)
+    return False
 
 
 def needs_content(node: Node) -> bool:

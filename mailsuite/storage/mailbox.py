@@ -50,6 +50,7 @@ from mailsuite.storage import index as idx
 from mailsuite.storage.flags import Keywords
 from mailsuite.storage.flagstore import FlagStoreMixin
 from mailsuite.storage.fsutil import DirSyncer, UniqueNames
+from mailsuite.storage.headcache import HeaderCache
 from mailsuite.storage.locking import DotLock
 from mailsuite.storage.modseq import ModseqLog
 from mailsuite.storage.modseqview import ModseqMixin
@@ -78,8 +79,10 @@ class FolderContext:
         syncer: DirSyncer,
         quota: MaildirSize,
         snapshots: idx.SnapshotCache | None = None,
+        heads: HeaderCache | None = None,
     ) -> None:
         self.snapshots = snapshots  # decoded index snapshots shared in the process
+        self.heads = heads if heads is not None else HeaderCache()  # message headers in memory
         self.account = account
         self.root = root
         self.hub = hub
@@ -99,6 +102,7 @@ class MaildirMailbox(ScanMixin, ModseqMixin, FlagStoreMixin, WriteMixin, ReadMix
     def __init__(self, ctx: FolderContext, name: str, path: Path) -> None:
         self.name = name
         self.path = path
+        self._path_s = str(path)
         self._ctx = ctx
         self._cur = path / "cur"
         self._cur_s = str(self._cur)

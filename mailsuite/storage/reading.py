@@ -19,6 +19,7 @@ from typing import IO, Any
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import MessageInfo
 from mailsuite.storage.flags import split_name
+from mailsuite.storage.headcache import HeadEntry
 from mailsuite.storage.messages import MessageList, crlf_copy
 from mailsuite.storage.viewbase import MailboxBase, _cached_flags
 
@@ -100,6 +101,45 @@ class ReadMixin(MailboxBase):
             for base, data in found.items()
             if isinstance(data, dict) and "hdr_end" in data
         }
+
+    def header_entries(self, uids: Sequence[int]) -> dict[int, HeadEntry]:
+        """The top-level headers of ``uids`` through the process's header
+        cache (:mod:`~mailsuite.storage.headcache`): hits read nothing; the
+        misses are read with one part-cache query (as :meth:`header_bytes`)
+        and cached.  Expunged UIDs are left out."""
+        heads = self._ctx.heads
+        folder = self._path_s
+        found: dict[int, HeadEntry] = {}
+        missing: dict[str, int] = {}
+        with self._lock:
+            files = self._snap.files
+            for uid in uids:
+                pos = self._pos(uid)
+                if pos is None:
+                    continue
+                base = files[pos].partition(":")[0]
+                entry = heads.get(folder, base)
+                if entry is None:
+                    missing[base] = uid
+                else:
+                    found[uid] = entry
+        if missing:
+            cached = self._cache.get_many(list(missing), STRUCTURE_VERSION)
+            for base, uid in missing.items():
+                data = cached.get(base)
+                end = (
+                    _root_header_end(data)
+                    if isinstance(data, dict) and "hdr_end" in data
+                    else None
+                )
+                try:
+                    raw = self.header_bytes(uid, end)
+                except MailError as e:
+                    if e.kind in (ErrorKind.EXPUNGED, ErrorKind.NONEXISTENT):
+                        continue
+                    raise
+                found[uid] = heads.put(folder, base, raw)
+        return found
 
     def header_bytes(self, uid: int, end: int | None = None) -> bytes:
         """The top-level header (blank line included, when there is one) as the

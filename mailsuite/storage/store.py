@@ -16,6 +16,7 @@ from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import ChangeHub
 from mailsuite.storage.account import MaildirAccount
 from mailsuite.storage.fsutil import DirSyncer, UniqueNames
+from mailsuite.storage.headcache import HeaderCache
 from mailsuite.storage.index import SnapshotCache
 from mailsuite.storage.mailbox import FolderContext
 from mailsuite.storage.quota import MaildirSize
@@ -45,6 +46,7 @@ class MaildirStore:
         self.syncer = DirSyncer()
         self._recounts: dict[str, float] = {}
         self.snapshots = SnapshotCache()
+        self.heads = HeaderCache()
 
     def account_path(self, address: str) -> Path:
         """``<root>/<domain>/<localpart>``; raises BAD_ADDRESS for unusable addresses."""
@@ -65,6 +67,14 @@ class MaildirStore:
         root = self.account_path(address)
         quota = MaildirSize(root, lambda: self.quota_lookup(address), self._recounts)
         ctx = FolderContext(
-            address, root, self.hub, self.clock, self.names, self.syncer, quota, self.snapshots
+            address,
+            root,
+            self.hub,
+            self.clock,
+            self.names,
+            self.syncer,
+            quota,
+            self.snapshots,
+            self.heads,
         )
         return MaildirAccount(address, root, ctx, quota)

@@ -44,6 +44,7 @@ class MailboxBase:
 
     name: str
     path: Path
+    _path_s: str
     uidvalidity: int
     _ctx: FolderContext
     _cur: Path

@@ -139,3 +139,42 @@ def test_header_ends_one_query(box: MaildirMailbox) -> None:
     for uid in uids:
         assert box.header_bytes(uid, ends[uid]) == box.header_bytes(uid)
         assert ends[uid] == box.structure(uid).body_start
+
+
+class _View:
+    def __init__(self, box: MaildirMailbox) -> None:
+        self.info = {m.uid: m for m in box.messages()}
+
+    def flags(self, uid: int) -> frozenset[str]:
+        return self.info[uid].flags
+
+
+def test_warm_header_cache_same_answers(tmp_path: Path, box: MaildirMailbox) -> None:
+    """Second and later runs answer from the header cache's memo: the same
+    bytes, also after another process renames, removes and adds messages."""
+    _charset, tree = parse_search_program(["OR", "FROM", "ann", "SUBJECT", "café"], now=0.0)
+    atts = [FetchAtt("UID"), ATTS[1], ATTS[2]]
+
+    def answers() -> tuple[list[tuple[int, int]], bytes, list[int]]:
+        msgs = list(box.messages())
+        found = search._match_batch(
+            box, [(i + 1, m.uid) for i, m in enumerate(msgs)], tree, (9, 9), _View(box)
+        )
+        items = [(i + 1, m.uid, m.flags, m) for i, m in enumerate(msgs)]
+        data, _changed, gone, _failed = fetch._render_batch(box, items, atts, False)
+        return found, data, gone
+
+    cold = answers()
+    assert cold == answers() and len(cold[0]) == 2
+    other = MaildirStore(tmp_path / "mail").account("bob@example.org").open("INBOX")
+    uids = [m.uid for m in other.messages()]
+    other.store_flags([uids[0]], ["\\Flagged"], "add")
+    other.store_flags([uids[3]], ["\\Deleted"], "add")
+    other.expunge()
+    other.append(io.BytesIO(b"From: Ann <ann@other.example>\r\n\r\nx\r\n"))
+    box.sync()
+    found, data, gone = answers()
+    assert [uid for _, uid in found] == [uids[0], uids[-1] + 1]
+    assert not gone
+    assert data.count(b" FETCH (") == len(uids)
+    assert b"ann@other.example" in data

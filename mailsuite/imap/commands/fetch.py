@@ -12,6 +12,7 @@ command answers ``NO [EXPUNGEISSUED]`` (RFC 2180 §4.1.2, RFC 5530).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from mailsuite.protocol.flow import WriteGate
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
 
+_EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
 _META_BATCH = 2000  # messages per batch when no file is read
 _CONTENT_BATCH = 100  # messages per batch when files are read
 _BATCH_BYTES = 2 * 1024 * 1024  # stored bytes per batch
@@ -250,7 +252,9 @@ def _render_batch(
     want_raw = content.needs_raw(atts) and not head_only
     want_structure = content.needs_structure(atts) and not head_only
     has = {a.name for a in atts}
-    ends = mailbox.header_ends([it[1] for it in items]) if head_only else {}
+    heads = mailbox.header_entries([it[1] for it in items]) if head_only else {}
+    # header items depend on the header bytes only: kept in the header cache's memo
+    memo_keys = [f"r:{a.response_name()}{a.partial}" if a.needs_content else "" for a in atts]
     out: list[bytes] = []
     gone: list[int] = []
     failed: str | None = None
@@ -259,11 +263,15 @@ def _render_batch(
         if uid in changed:
             flags = changed[uid][0] | (flags & {RECENT})
             modseq = changed[uid][1]
+        entry = None
         try:
             part: Any
             if head_only:
-                raw = mailbox.header_bytes(uid, ends.get(uid))
-                part = content.header_part(raw)
+                entry = heads.get(uid)
+                if entry is None:
+                    raise MailError(ErrorKind.EXPUNGED)
+                raw = entry.raw
+                part = None
             else:
                 raw = _read(mailbox, uid) if want_raw else None
                 part = mailbox.structure(uid) if want_structure else None
@@ -275,9 +283,15 @@ def _render_batch(
         pieces = []
         if uid in changed and with_modseq and "UID" not in has:
             pieces.append(b"UID %d" % uid)
-        for a in atts:
+        for a, memo_key in zip(atts, memo_keys, strict=True):
             if a.name == "MODSEQ":
                 pieces.append(b"MODSEQ (%d)" % modseq)
+                continue
+            if entry is not None and memo_key:
+                text = entry.memo.get(memo_key)
+                if text is None:
+                    text = entry.remember(memo_key, _render_header(a, raw))
+                pieces.append(text)
                 continue
             try:
                 pieces.append(
@@ -310,6 +324,19 @@ def _render_batch(
         if pieces:
             out.append(b"* %d FETCH (" % seq + b" ".join(pieces) + b")\r\n")
     return b"".join(out), changed, gone, failed
+
+
+def _render_header(att: FetchAtt, head: bytes) -> bytes:
+    """A header item (:func:`content.header_only`) of a message whose top-level header is ``head``."""
+    return content.render_item(
+        att,
+        uid=0,
+        flags=frozenset(),
+        size=0,
+        internaldate=_EPOCH,
+        raw=head,
+        part=content.header_part(head),
+    )
 
 
 def _read(mailbox: Any, uid: int) -> bytes:

@@ -30,6 +30,7 @@ from mailsuite.imap.searchmatch import (
     SeqSet,
     matches,
     needs_content,
+    needs_header,
     parse_search_program,
 )
 
@@ -121,8 +122,9 @@ def _match_batch(
     view is read here: no command or refresh changes it meanwhile)."""
     out = []
     max_seq, max_uid = maxima
-    # header lengths from one cache query (cheap; used by header keys)
-    ends = mailbox.header_ends([uid for _, uid in batch]) if needs_content(tree) else {}
+    # the top-level headers from the process's header cache (header keys)
+    heads = mailbox.header_entries([uid for _, uid in batch]) if needs_header(tree) else {}
+    content = needs_content(tree)
     for seq, uid in batch:
         flags, info = view.flags(uid), view.info[uid]
         ctx = MessageContext(
@@ -134,9 +136,10 @@ def _match_batch(
             max_seq=max_seq,
             max_uid=max_uid,
             modseq=info.modseq,
-            load_raw=_loader(mailbox, uid),
-            load_part=_part_loader(mailbox, uid),
-            load_header=_header_loader(mailbox, uid, ends.get(uid)),
+            load_raw=_loader(mailbox, uid) if content else None,
+            load_part=_part_loader(mailbox, uid) if content else None,
+            load_header=_header_loader(mailbox, uid, None) if content else None,
+            head=heads.get(uid),
         )
         try:
             if matches(tree, ctx):
