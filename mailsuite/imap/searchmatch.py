@@ -89,6 +89,9 @@ _DATE_KEYS = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSI
 _HEADER_KEYS = frozenset(
     {"BCC", "CC", "FROM", "SUBJECT", "TO", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"}
 )
+_INFO_KEYS = frozenset(
+    {"LARGER", "SMALLER", "BEFORE", "ON", "SINCE", "OLDER", "YOUNGER", "MODSEQ"}
+)
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "sender", "reply-to"})
 
 
@@ -577,6 +580,20 @@ def matches(node: Node, ctx: MessageContext) -> bool:
     if node.uid:
         return node.contains(ctx.uid, ctx.max_uid or ctx.uid)
     return node.contains(ctx.seq, ctx.max_seq or ctx.seq)
+
+
+def needs_info(node: Node) -> bool:
+    """True if matching ``node`` reads the size, internal date or modseq of
+    a message (else :class:`MessageContext` may leave them at 0/epoch)."""
+    if isinstance(node, Key):
+        return node.name in _INFO_KEYS
+    if isinstance(node, And):
+        return any(needs_info(k) for k in node.keys)
+    if isinstance(node, Or):
+        return needs_info(node.left) or needs_info(node.right)
+    if isinstance(node, Not):
+        return needs_info(node.key)
+    return False
 
 
 def needs_header(node: Node) -> bool:

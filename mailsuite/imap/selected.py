@@ -108,6 +108,14 @@ class SelectedView:
         flags = self.info.flags(uid)
         return flags | {RECENT} if uid in self.recent else flags
 
+    def flags_many(self, uids: list[int]) -> list[frozenset[str]]:
+        """:meth:`flags` of many UIDs in one call; KeyError if one is unknown."""
+        sets = self.info.flags_many(uids)
+        recent = self.recent
+        if not recent:
+            return sets
+        return [f | {RECENT} if u in recent else f for u, f in zip(uids, sets, strict=True)]
+
     def seq_of(self, uid: int) -> int:
         """1-based sequence number of ``uid`` (0 if unknown)."""
         i = bisect.bisect_left(self.uids, uid)

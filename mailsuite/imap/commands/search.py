@@ -3,8 +3,11 @@
 Keys are parsed and matched by :mod:`mailsuite.imap.searchmatch`
 (``[CHARSET UTF-8|US-ASCII] keys...``; another charset answers
 ``NO [BADCHARSET (UTF-8 US-ASCII)]``).  Messages are matched in batches in
-a pool thread, so a large mailbox never blocks the reactor; content keys
-read the file lazily and use the structure cached in the index.  The result
+a pool thread, so a large mailbox never blocks the reactor (a search on
+flags, sizes and dates only of at most ``_INLINE_MAX`` messages reads just
+the view's memory and runs on the reactor); header keys use the process's
+header cache, other content keys read the file lazily and use the structure
+cached in the index.  The result
 is one ``* SEARCH`` line (UIDs for UID SEARCH), or with ``RETURN (...)``
 one ``* ESEARCH`` line (RFC 4731, :mod:`mailsuite.imap.esearch`).  Messages another session
 expunged, not yet reported to this client, never match.
@@ -12,6 +15,7 @@ expunged, not yet reported to this client, never match.
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -31,14 +35,17 @@ from mailsuite.imap.searchmatch import (
     matches,
     needs_content,
     needs_header,
+    needs_info,
     parse_search_program,
 )
 
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
 
+_EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
 _CONTENT_BATCH = 200
 _META_BATCH = 5000
+_INLINE_MAX = 1000  # metadata-only searches of at most this many messages run on the reactor
 
 
 def search(s: IMAPSession, req: Request) -> Any:
@@ -63,10 +70,17 @@ def search(s: IMAPSession, req: Request) -> Any:
         candidates = [(seq, uid) for seq, uid in enumerate(view.uids, 1) if view.live(uid)]
     else:
         candidates = list(enumerate(view.uids, 1))
-    batch = _CONTENT_BATCH if needs_content(tree) else _META_BATCH
-    d = defer.ensureDeferred(
-        _run(s, view.mailbox, candidates, tree, (view.exists, max_uid), batch)
-    )
+    content = needs_content(tree)
+    batch = _CONTENT_BATCH if content else _META_BATCH
+    maxima = (view.exists, max_uid)
+    d: defer.Deferred[list[tuple[int, int]]]
+    if not content and len(candidates) <= _INLINE_MAX:
+        # flags, sizes, dates: the view's memory only, cheaper than a pool round trip
+        d = defer.succeed(_match_batch(None, candidates, tree, maxima, view))
+    elif len(candidates) <= batch:
+        d = s.run(_match_batch, view.mailbox, candidates, tree, maxima, view)
+    else:
+        d = defer.ensureDeferred(_run(s, view.mailbox, candidates, tree, maxima, batch))
 
     def answer(found: list[tuple[int, int]]) -> Result:
         values = [uid if req.uid else seq for seq, uid in found]
@@ -78,7 +92,7 @@ def search(s: IMAPSession, req: Request) -> Any:
             s.untagged(line + (f" MODSEQ {highest}" if highest else ""))
             return ok("SEARCH completed")
         tail = f" (MODSEQ {highest})" if highest else ""
-        s.untagged("SEARCH" + "".join(f" {v}" for v in values) + tail)
+        s.untagged("".join(["SEARCH", *[f" {v}" for v in values], tail]))
         return ok("SEARCH completed")
 
     return d.addCallback(answer)
@@ -118,24 +132,39 @@ async def _run(
 def _match_batch(
     mailbox: Any, batch: list[Any], tree: Node, maxima: tuple[int, int], view: Any
 ) -> list[tuple[int, int]]:
-    """Pool thread: (seq, uid) of the batch's matching messages (the session's
-    view is read here: no command or refresh changes it meanwhile)."""
+    """Pool thread (or the reactor for a small metadata-only search, with
+    ``mailbox`` None): (seq, uid) of the batch's matching messages (the
+    session's view is read here: no command or refresh changes it meanwhile)."""
     out = []
     max_seq, max_uid = maxima
     # the top-level headers from the process's header cache (header keys)
     heads = mailbox.header_entries([uid for _, uid in batch]) if needs_header(tree) else {}
     content = needs_content(tree)
-    for seq, uid in batch:
-        flags, info = view.flags(uid), view.info[uid]
+    with_info = needs_info(tree)
+    size, when, modseq = 0, _EPOCH, 0
+    folded: dict[frozenset[str], frozenset[str]] = {}  # flag sets, case-folded once
+    many = getattr(view, "flags_many", None)
+    uids = [uid for _, uid in batch]
+    flag_sets = many(uids) if many is not None else [view.flags(uid) for uid in uids]
+    if not content:
+        return _match_meta(batch, flag_sets, tree, maxima, view)
+    for (seq, uid), flags in zip(batch, flag_sets, strict=True):
+        if with_info:
+            info = view.info[uid]
+            size, when, modseq = info.size, info.internaldate, info.modseq
+        lower = folded.get(flags)
+        if lower is None:
+            lower = folded[flags] = frozenset(f.casefold() for f in flags)
         ctx = MessageContext(
             uid=uid,
             seq=seq,
             flags=flags,
-            size=info.size,
-            internaldate=info.internaldate,
+            size=size,
+            internaldate=when,
             max_seq=max_seq,
             max_uid=max_uid,
-            modseq=info.modseq,
+            modseq=modseq,
+            _flags=lower,
             load_raw=_loader(mailbox, uid) if content else None,
             load_part=_part_loader(mailbox, uid) if content else None,
             load_header=_header_loader(mailbox, uid, None) if content else None,
@@ -147,6 +176,40 @@ def _match_batch(
         except MailError as e:
             if e.kind not in (ErrorKind.EXPUNGED, ErrorKind.NONEXISTENT):
                 raise
+    return out
+
+
+def _match_meta(
+    batch: list[Any],
+    flag_sets: list[frozenset[str]],
+    tree: Node,
+    maxima: tuple[int, int],
+    view: Any,
+) -> list[tuple[int, int]]:
+    """:func:`_match_batch` for keys that read no content: one context
+    object, updated per message (no key reads the file or caches in it)."""
+    with_info = needs_info(tree)
+    folded: dict[frozenset[str], frozenset[str]] = {}
+    ctx = MessageContext(
+        uid=0,
+        seq=0,
+        flags=frozenset(),
+        size=0,
+        internaldate=_EPOCH,
+        max_seq=maxima[0],
+        max_uid=maxima[1],
+    )
+    out = []
+    for (seq, uid), flags in zip(batch, flag_sets, strict=True):
+        if with_info:
+            info = view.info[uid]
+            ctx.size, ctx.internaldate, ctx.modseq = info.size, info.internaldate, info.modseq
+        lower = folded.get(flags)
+        if lower is None:
+            lower = folded[flags] = frozenset(f.casefold() for f in flags)
+        ctx.uid, ctx.seq, ctx.flags, ctx._flags = uid, seq, flags, lower
+        if matches(tree, ctx):
+            out.append((seq, uid))
     return out
 
 
