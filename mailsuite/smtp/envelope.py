@@ -181,6 +181,10 @@ def cmd_rcpt(session: SMTPSession, args: str) -> defer.Deferred[Any] | None:
 def _resolve(directory: Directory, path: Path) -> Resolution | None:
     """Blocking: None for a domain that is not ours, else the resolution
     (raises MailError UNKNOWN_MAILBOX, BAD_ADDRESS, ALIAS_LOOP ...)."""
+    both = getattr(directory, "resolve_local", None)
+    if both is not None:  # SQLiteDirectory: one transaction instead of two
+        result: Resolution | None = both(path.mailbox)
+        return result
     if not directory.is_local_domain(path.domain):
         return None
     return directory.resolve(path.mailbox)

@@ -157,6 +157,22 @@ class SQLiteDirectory:
         with self._transaction() as conn:
             return self._resolver(conn).resolve(f"{local}@{domain}")
 
+    def resolve_local(self, address: str) -> Resolution | None:
+        """``None`` if the domain of ``address`` is not a local domain (as
+        :meth:`is_local_domain`), else :meth:`resolve`: both in one read
+        transaction (the RCPT path)."""
+        local, domain = addresses.split(address)
+        try:
+            domain = addresses.normalise_domain(domain)
+        except MailError:
+            return None
+        with self._transaction() as conn:
+            if not self._domain_exists(conn, domain):
+                return None
+            resolver = self._resolver(conn)
+            resolver.known_local(domain)
+            return resolver.resolve(f"{local}@{domain}")
+
     def get_user(self, address: str) -> UserRecord | None:
         found = self.get_credentials(address)
         return found[0] if found else None

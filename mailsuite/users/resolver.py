@@ -36,10 +36,18 @@ class AliasResolver:
     def __init__(self, conn: sqlite3.Connection, config: UsersConfig) -> None:
         self._conn = conn
         self._config = config
+        self._local: dict[str, bool] = {}  # domain -> local?, within this transaction
+
+    def known_local(self, domain: str) -> None:
+        """The caller checked in this transaction that ``domain`` is local."""
+        self._local[domain] = True
 
     def _is_local(self, domain: str) -> bool:
-        row = self._conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone()
-        return row is not None
+        known = self._local.get(domain)
+        if known is None:
+            row = self._conn.execute("SELECT 1 FROM domains WHERE name = ?", (domain,)).fetchone()
+            known = self._local[domain] = row is not None
+        return known
 
     def _is_user(self, address: str) -> bool:
         row = self._conn.execute("SELECT 1 FROM users WHERE address = ?", (address,)).fetchone()

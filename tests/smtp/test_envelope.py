@@ -163,6 +163,7 @@ def test_directory_failure_is_temporary(env: Env) -> None:
         raise MailError(ErrorKind.TEMPORARY, detail="database locked")
 
     env.directory.resolve = broken  # type: ignore[method-assign]
+    env.directory.resolve_local = broken  # type: ignore[method-assign]
     c = env.client("smtp")
     c.cmd("MAIL FROM:<x@remote.example>")
     reply = c.cmd("RCPT TO:<alice@example.test>")

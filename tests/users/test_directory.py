@@ -179,6 +179,21 @@ def test_resolve_users_subaddress_and_remote(d: SQLiteDirectory) -> None:
         assert kind(e) is ErrorKind.BAD_ADDRESS, bad
 
 
+def test_resolve_local_is_resolve_for_local_domains_only(d: SQLiteDirectory) -> None:
+    d.add_alias("team@example.test", ["alice@example.test", "far@remote.example"])
+    for address in ["ALICE@Example.Test.", "alice+news@example.test", "team@example.test"]:
+        assert d.resolve_local(address) == d.resolve(address)
+    assert d.resolve_local("someone@remote.example") is None
+    assert d.resolve_local("someone@[192.0.2.1]") is None
+    assert d.resolve_local("someone@bad..domain") is None
+    with pytest.raises(MailError) as e:
+        d.resolve_local("carol@example.test")
+    assert kind(e) is ErrorKind.UNKNOWN_MAILBOX
+    with pytest.raises(MailError) as e:
+        d.resolve_local("nobody")
+    assert kind(e) is ErrorKind.BAD_ADDRESS
+
+
 def test_subaddress_separator_configurable(tmp_path: Path) -> None:
     for sep, works in [("-", True), ("", False)]:
         d = SQLiteDirectory(tmp_path / f"u{sep}.sqlite", UsersConfig(subaddress_separator=sep))
