@@ -163,14 +163,14 @@ class Receiver:
                 )
         session.receiver = None  # committed: nothing to abort
         if delivered:
+            # The delivery log line of every message: built here in one
+            # f-string (one format field costs a third of six).
+            queued = f", queued as {outcome.queue_id}" if outcome.queue_id else ""
             session.log.info(
-                "{cid} message {mid} from <{sender}> stored for {n} of {total} recipients{q}",
-                cid=session.conn_id,
-                mid=self.message_id,
-                sender=self.tx.sender.mailbox,
-                n=len(delivered),
-                total=len(self.tx.recipients),
-                q=f", queued as {outcome.queue_id}" if outcome.queue_id else "",
+                "{line}",
+                line=f"{session.conn_id} message {self.message_id} from "
+                f"<{self.tx.sender.mailbox}> stored for {len(delivered)} of "
+                f"{len(self.tx.recipients)} recipients{queued}",
             )
             session.reply(
                 replies.data_result(len(delivered), len(self.tx.recipients), outcome.queue_id)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import functools
 import re
+import time
 from dataclasses import dataclass
 
 _DOMAIN = re.compile(
@@ -71,9 +73,15 @@ def protocol_name(info: TraceInfo) -> str:
     return base + suffix
 
 
+@functools.lru_cache(maxsize=4)
+def _utc_date(second: int) -> str:
+    """RFC 5322 date-time of a whole second, UTC (memoised: one format per
+    second however many messages arrive in it)."""
+    return email.utils.format_datetime(datetime.datetime.fromtimestamp(second, datetime.UTC))
+
+
 def received(info: TraceInfo, now: datetime.datetime | None = None) -> bytes:
     """The Received field, folded, ending with CRLF."""
-    when = now or datetime.datetime.now(datetime.UTC)
     lines = [f"Received: from {_helo_text(info.helo)} ({_peer_literal(info.peer)})"]
     if info.tls:
         version, cipher = info.tls
@@ -83,7 +91,7 @@ def received(info: TraceInfo, now: datetime.datetime | None = None) -> bytes:
     lines.append(
         f"\tby {info.hostname} (mailsuite) with {protocol_name(info)} id {info.message_id}"
     )
-    date = email.utils.format_datetime(when)
+    date = email.utils.format_datetime(now) if now else _utc_date(int(time.time()))
     if len(info.recipients) == 1:
         lines.append(f"\tfor <{info.recipients[0]}>; {date}")
     else:

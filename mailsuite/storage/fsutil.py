@@ -88,21 +88,34 @@ def hostname_for_maildir() -> str:
     return host.replace("/", "\\057").replace(":", "\\072").replace(",", "\\054")
 
 
+#: ``[pid]`` of this process once a :class:`UniqueNames` exists: kept
+#: current in forked children by an ``os.register_at_fork`` hook.
+_pid: list[int] = []
+
+
+def _remember_pid() -> None:
+    _pid[:] = [os.getpid()]
+
+
 class UniqueNames:
     """Generates maildir base names ``<sec>.M<usec>P<pid>Q<n>.<host>``.
 
-    Unique per host: pid + a per-process counter; the pid is re-read on every
-    call so a forked child never repeats its parent's names.
+    Unique per host: pid + a per-process counter.  The pid is cached (no
+    system call per name) and re-read in a forked child (``register_at_fork``),
+    so a child never repeats its parent's names.
     """
 
     def __init__(self) -> None:
         self._host = hostname_for_maildir()
         self._seq = itertools.count(1)
+        if not _pid:
+            _remember_pid()
+            os.register_at_fork(after_in_child=_remember_pid)
 
     def new(self, now: float, size: int | None = None) -> str:
         sec = int(now)
         usec = int((now - sec) * 1_000_000)
-        name = f"{sec}.M{usec}P{os.getpid()}Q{next(self._seq)}.{self._host}"
+        name = f"{sec}.M{usec}P{_pid[0]}Q{next(self._seq)}.{self._host}"
         if size is not None:
             name += f",S={size},W={size}"
         return name

@@ -286,3 +286,23 @@ def test_large_single_target_goes_through_the_spool(store: MaildirStore) -> None
     new = store.account_path("bob@example.org") / "new"
     (name,) = _files(new)
     assert (new / name).read_bytes() == big
+
+
+def test_unique_names_carry_the_pid_of_a_forked_child() -> None:
+    from mailsuite.storage.fsutil import UniqueNames
+
+    names = UniqueNames()
+    assert f"P{os.getpid()}Q" in names.new(1.5)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one name and leave at once
+        try:
+            os.write(write, names.new(1.5).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_name = os.read(read, 1000).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert f"P{pid}Q" in child_name
+    assert f"P{os.getpid()}Q" in names.new(1.5)

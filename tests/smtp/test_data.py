@@ -37,6 +37,24 @@ def test_message_stored_with_trace_fields_and_unstuffed(env: Env) -> None:
     assert env.agent.stored[0][0] == "alice@example.test"
 
 
+def test_each_stored_message_is_logged_once(env: Env) -> None:
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    events: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        c = env.client()
+        c.send(ENVELOPE + "Subject: {braces}\r\n\r\nx\r\n.\r\n")
+        assert c.codes()[-1] == "250 2.0.0"
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    lines = [formatEvent(e) for e in events]
+    stored = [line for line in lines if "stored for" in line]
+    assert len(stored) == 1, lines
+    assert stored[0].endswith("from <sender@remote.example> stored for 1 of 1 recipients")
+    assert stored[0].startswith(c.proto.conn_id + " message ")
+
+
 def test_empty_message_and_next_transaction(env: Env) -> None:
     c = env.client()
     c.send(ENVELOPE + ".\r\n" + ENVELOPE + "x\r\n.\r\nQUIT\r\n")

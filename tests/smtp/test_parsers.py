@@ -167,3 +167,18 @@ def test_received_header_is_safe() -> None:
     assert "(authenticated sender: a?b?@example.test)" in text
     assert "with ESMTPSA id c1.1;" in text and "for <" not in text
     assert all(line.startswith(("Received:", "\t")) for line in text.split("\r\n")[:-1])
+
+
+def test_received_date_is_the_current_utc_second() -> None:
+    import email.utils
+    import time
+
+    info = TraceInfo("mail.example.test", "c.example", "192.0.2.1", True, None, None, False,
+                     "c1.2", ("a@example.test",))  # fmt: skip
+    before = int(time.time())
+    text = received(info).decode()
+    after = int(time.time())
+    date = text.rsplit(";", 1)[1].strip()
+    assert date.endswith("+0000")
+    assert before <= email.utils.parsedate_to_datetime(date).timestamp() <= after
+    assert received(info).decode().startswith(text.split(";")[0])
