@@ -38,6 +38,8 @@ Token: TypeAlias = "str | bytes | list[Token]"
 _LITERAL_RE = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}$")
 _MAX_NUMBER = 4294967295
 _ATOM_STOP = frozenset(b' ()"')
+# atom characters (0x21-0x7E but for ( ) " [) and [ ... ] groups of 0x20-0x7E
+_ATOM_RE = re.compile(rb"(?:[\x21\x23-\x27\x2a-\x5a\x5c-\x7e]+|\[[\x20-\x5c\x5e-\x7e]*\])+")
 _MAX_DEPTH = 64
 
 
@@ -184,8 +186,18 @@ class _Tokenizer:
         return bytes(data)
 
     def _atom(self) -> str:
-        line, start, n = self.line, self.pos, len(self.line)
-        i = start
+        """Printable ASCII up to a space, parenthesis or quote; ``[ ... ]``
+        (sections) is taken whole, spaces included."""
+        line, start = self.line, self.pos
+        m = _ATOM_RE.match(line, start)
+        i = m.end() if m is not None else start
+        if i == start or (i < len(line) and line[i] not in _ATOM_STOP):
+            self._bad_atom()  # raises the error the character-wise scan meets first
+        self.pos = i
+        return line[start:i].decode("ascii")
+
+    def _bad_atom(self) -> None:
+        line, i, n = self.line, self.pos, len(self.line)
         while i < n:
             c = line[i]
             if c == 0x5B:  # [ ... ] copied verbatim (sections)
@@ -199,13 +211,9 @@ class _Tokenizer:
             if c < 0x21 or c > 0x7E:
                 raise ParseError("Invalid character in atom")
             i += 1
-        if i == start:
+        if i == self.pos:
             raise ParseError("Invalid character")
-        self.pos = i
-        text = line[start:i]
-        if any(b < 0x20 or b > 0x7E for b in text):
-            raise ParseError("Invalid character in atom")
-        return text.decode("ascii")
+        raise ParseError("Invalid character in atom")
 
 
 _SPECIAL_RE = re.compile(rb'["\\\r\n\x00]')
