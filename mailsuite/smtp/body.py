@@ -121,11 +121,19 @@ class ContentChecker:
         if self.failed:
             self.pending.clear()
             return
-        if self._in_header and (self._dropping or b"return-path" in blob.lower()):
-            lines = self._filter_header(lines)
-            blob = CRLF.join(lines) + CRLF if lines else b""
-        elif self._in_header and b"\r\n\r\n" in CRLF + blob:
-            self._in_header = False  # the header ended in this batch
+        if self._in_header:
+            # Only the header part of the batch is searched (and lowered).
+            if blob[:2] == CRLF:
+                end = 0  # the first line is the empty line ending the header
+            else:
+                at = blob.find(b"\r\n\r\n")
+                end = at + 2 if at >= 0 else -1
+            head = blob if end < 0 else blob[:end]
+            if self._dropping or b"return-path" in head.lower():
+                lines = self._filter_header(lines)
+                blob = CRLF.join(lines) + CRLF if lines else b""
+            elif end >= 0:
+                self._in_header = False  # the header ended in this batch
         self.pending += blob
 
     def _filter_header(self, lines: list[bytes]) -> list[bytes]:

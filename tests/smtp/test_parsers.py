@@ -150,6 +150,21 @@ def test_checker_size_limit() -> None:
     assert checker.too_big and not checker.pending and checker.size == 13
 
 
+def test_checker_header_end_found_in_any_batch() -> None:
+    for batches in (
+        [[b"A: 1", b"", b"Return-Path: body"]],
+        [[b"A: 1"], [b"", b"Return-Path: body"]],
+        [[b"A: 1", b"B: 2"], [b"C: 3", b""], [b"Return-Path: body"]],
+        [[b"", b"Return-Path: body"]],
+    ):
+        checker = ContentChecker(1000)
+        for lines in batches:
+            checker.add_lines(lines)
+        # the header ended before the Return-Path line: it is body and kept
+        assert checker.take() == b"".join(line + b"\r\n" for b in batches for line in b)
+        assert not checker._in_header
+
+
 def test_received_header_is_safe() -> None:
     info = TraceInfo(
         hostname="mail.example.test",
