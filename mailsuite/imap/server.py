@@ -189,7 +189,11 @@ class IMAPSession(CommandReader):
         if view is None or change.kind == "folders":
             return
         if _same_folder(change.folder, view.name):
-            view.dirty = True
+            # Flag changes are recorded in the modseq log, whose stat
+            # (``changed_on_disk``) shows another view's change anyway; a
+            # forced sync would also follow this session's own STORE.
+            if change.kind != "flags":
+                view.dirty = True
             if self.idle is not None:
                 self.idle.poke()
 

@@ -78,9 +78,12 @@ class FlagStoreMixin(MailboxBase):
             letters = self._letters(flags, create=mode != "remove")
             with self._ms_lock():
                 self._sync_log_locked()
+                cur_before = self._cur_mtime()
                 passed, changed, modified = self._store_locked(
                     dict.fromkeys(uids), letters, mode, unchanged_since
                 )
+                if changed:
+                    self._own_cur_change(cur_before)
             # No index save here: it costs ~25 ms on 100k messages and buys
             # nothing (cur/ changed, so the next open lists it anyway); the
             # next sync() or expunge() saves.

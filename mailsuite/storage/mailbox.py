@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -57,13 +58,20 @@ from mailsuite.storage.modseqview import ModseqMixin
 from mailsuite.storage.quota import MaildirSize
 from mailsuite.storage.reading import STRUCTURE_VERSION as STRUCTURE_VERSION
 from mailsuite.storage.reading import ReadMixin
-from mailsuite.storage.scan import MTIME_TRUST as MTIME_TRUST
 from mailsuite.storage.scan import TMP_MAX_AGE as TMP_MAX_AGE
 from mailsuite.storage.scan import ScanMixin
 from mailsuite.storage.uidlist import Uidlist, allocate_uidvalidity
+from mailsuite.storage.viewbase import MTIME_TRUST as MTIME_TRUST
+from mailsuite.storage.viewbase import DirSeen
 from mailsuite.storage.viewbase import Seen as Seen
 from mailsuite.storage.viewbase import _arrival_key as _arrival_key
 from mailsuite.storage.writes import WriteMixin
+
+
+def _settled(mtime: int, trusted: int | None, seen: DirSeen, now: float) -> bool:
+    """A directory mtime (ns) that needs no listing now: the trusted one, or
+    the one last seen until its deadline for one more listing."""
+    return mtime == trusted or (mtime == seen[0] and now <= seen[1])
 
 
 class FolderContext:
@@ -107,6 +115,8 @@ class MaildirMailbox(ScanMixin, ModseqMixin, FlagStoreMixin, WriteMixin, ReadMix
         self._cur = path / "cur"
         self._cur_s = str(self._cur)
         self._new = path / "new"
+        self._new_s = str(self._new)
+        self._seen_mtimes: tuple[DirSeen, DirSeen] = ((None, 0.0), (None, 0.0))
         self._tmp = path / "tmp"
         self._uidlist = Uidlist(path)
         self._keywords = Keywords(path)
@@ -180,17 +190,33 @@ class MaildirMailbox(ScanMixin, ModseqMixin, FlagStoreMixin, WriteMixin, ReadMix
             return SyncResult(added=added, expunged=expunged, flags_changed=flagged)
 
     def changed_on_disk(self) -> bool:
+        """True if :meth:`sync` may find something (four ``stat`` calls).
+
+        A directory whose mtime is the one this view last examined (listed,
+        or renamed in itself under the modseq lock), but too recent then to
+        be trusted (:data:`MTIME_TRUST`), counts as unchanged until that
+        mtime is ``MTIME_TRUST`` old; the next sync then lists it once more
+        and trusts it.  So a *foreign* writer's change made within the same
+        timestamp tick as one this view already saw shows here up to
+        ``MTIME_TRUST`` seconds late (``sync()`` itself never trusts such an
+        mtime); changes by mailsuite writers show at once through the
+        modseq log, deliveries in this process through the change hub.
+        """
         snap = self._snap
         try:
-            new_m = os.stat(self._new).st_mtime_ns
-            cur_m = os.stat(self._cur).st_mtime_ns
+            new_m = os.stat(self._new_s).st_mtime_ns
+            cur_m = os.stat(self._cur_s).st_mtime_ns
         except FileNotFoundError:
             return True
-        return (
-            snap.new_sig != new_m
-            or snap.cur_sig != cur_m
-            or self._uidlist.stat_sig() != snap.uidlist_sig
-            or self._ms.stat_sig() != self._ms.sig
+        if self._uidlist.stat_sig() != snap.uidlist_sig or self._ms.stat_sig() != self._ms.sig:
+            return True
+        if new_m == snap.new_sig and cur_m == snap.cur_sig:
+            return False
+        now = time.time()
+        seen_new, seen_cur = self._seen_mtimes
+        return not (
+            _settled(new_m, snap.new_sig, seen_new, now)
+            and _settled(cur_m, snap.cur_sig, seen_cur, now)
         )
 
     def copy_to(self, uids: Iterable[int], dest: Any) -> dict[int, int]:

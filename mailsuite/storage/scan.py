@@ -25,9 +25,8 @@ from mailsuite.storage.flags import split_name, vsize_from_base
 from mailsuite.storage.locking import DotLock
 from mailsuite.storage.messages import vsize_of_file
 from mailsuite.storage.modseq import tail_of
-from mailsuite.storage.viewbase import MailboxBase, Seen, _extend
+from mailsuite.storage.viewbase import MTIME_TRUST, MailboxBase, Seen, _extend
 
-MTIME_TRUST = 1.0
 TMP_MAX_AGE = 36 * 3600
 
 
@@ -70,6 +69,12 @@ class ScanMixin(MailboxBase):
         ul_sig = self._uidlist.stat_sig()
         new_changed = snap.new_sig is None or new_st.st_mtime_ns != snap.new_sig
         cur_changed = force_cur or snap.cur_sig is None or cur_st.st_mtime_ns != snap.cur_sig
+        # what this refresh examined (moving new/ into cur/ below changes cur/
+        # again: the pre-move mtime makes the next check list it once more)
+        self._seen_mtimes = (
+            (new_st.st_mtime_ns, new_st.st_mtime + MTIME_TRUST),
+            (cur_st.st_mtime_ns, cur_st.st_mtime + MTIME_TRUST),
+        )
         if not (new_changed or cur_changed or ul_sig != snap.uidlist_sig):
             return
         new_sig, cur_sig = _trusted(new_st), _trusted(cur_st)

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 #: UIDs a scan of ``cur/`` found (renamed, removed, added)
 Seen = tuple[list[int], list[int], list[int]]
+#: a directory mtime (ns) a view examined and when it must be listed again to trust it
+DirSeen = tuple[int | None, float]
+#: seconds after which a directory mtime is trusted (see scan.py)
+MTIME_TRUST = 1.0
 
 _ARRIVAL = re.compile(r"^(\d+)\.(?:[^.]*?M(\d+))?")
 
@@ -50,6 +54,10 @@ class MailboxBase:
     _cur: Path
     _cur_s: str
     _new: Path
+    _new_s: str
+    #: new/ and cur/ as this view last examined them: (mtime ns, wall-clock
+    #: time by which a listing must confirm it); see ``changed_on_disk``
+    _seen_mtimes: tuple[DirSeen, DirSeen]
     _tmp: Path
     _uidlist: Uidlist
     _keywords: Keywords
@@ -129,6 +137,28 @@ class MailboxBase:
                 yield
             finally:
                 self._holding_ms = False
+
+    def _cur_mtime(self) -> int | None:
+        try:
+            return os.stat(self._cur_s).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def _own_cur_change(self, before: int | None) -> None:
+        """This view renamed or removed files in ``cur/`` (modseq lock held):
+        if ``cur/`` was as last examined before (mtime ``before``), its new
+        mtime is one this view has seen too (``changed_on_disk`` then skips
+        a listing of our own change; see there for the limit)."""
+        new_seen, (cur_seen, deadline) = self._seen_mtimes
+        after = self._cur_mtime()
+        if before is None or after is None:
+            return
+        if before == self._snap.cur_sig:  # listed and trusted: only our change since
+            deadline = after / 1e9 + MTIME_TRUST
+        elif before != cur_seen:  # changed since we looked: the next check lists it
+            return
+        # else: keep the deadline of the listing that could not trust cur/ yet
+        self._seen_mtimes = (new_seen, (after, deadline))
 
     def _listing(self) -> set[str]:
         return {n for n in os.listdir(self._cur) if not n.startswith(".")}
