@@ -34,7 +34,7 @@ from twisted.logger import Logger
 
 from mailsuite.config import UsersConfig
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.interfaces import Resolution, UserRecord
+from mailsuite.interfaces import LocalTarget, Resolution, UserRecord
 from mailsuite.users import addresses, schema
 from mailsuite.users.resolver import AliasResolver
 
@@ -70,6 +70,10 @@ class AliasInfo:
 
 
 _USER_COLUMNS = "address, enabled, quota_bytes, quota_messages, created"
+_DOMAIN_AND_USER = (
+    "SELECT EXISTS(SELECT 1 FROM domains WHERE name = ?), "
+    "EXISTS(SELECT 1 FROM users WHERE address = ?)"
+)
 
 
 def _user(row: Any) -> UserInfo:
@@ -159,13 +163,33 @@ class SQLiteDirectory:
 
     def resolve_local(self, address: str) -> Resolution | None:
         """``None`` if the domain of ``address`` is not a local domain (as
-        :meth:`is_local_domain`), else :meth:`resolve`: both in one read
-        transaction (the RCPT path)."""
+        :meth:`is_local_domain`), else :meth:`resolve` (the RCPT path).
+
+        The common case, a user's own address, is one statement (its own
+        consistent snapshot); anything else is resolved in one read
+        transaction that checks the domain again.
+        """
         local, domain = addresses.split(address)
         try:
             domain = addresses.normalise_domain(domain)
         except MailError:
             return None
+        try:
+            user = f"{addresses.normalise_localpart(local, self.config.localpart_case_sensitive)}@{domain}"
+        except MailError:
+            user = ""  # resolve() raises the right error for it
+        if user:
+            with self._lock:
+                try:
+                    local_domain, is_user = self._conn.execute(
+                        _DOMAIN_AND_USER, (domain, user)
+                    ).fetchone()
+                except sqlite3.Error as e:
+                    raise MailError(ErrorKind.TEMPORARY, detail=f"{self.path}: {e}")
+            if not local_domain:
+                return None
+            if is_user:
+                return Resolution((LocalTarget(user),))
         with self._transaction() as conn:
             if not self._domain_exists(conn, domain):
                 return None

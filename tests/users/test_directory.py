@@ -181,8 +181,14 @@ def test_resolve_users_subaddress_and_remote(d: SQLiteDirectory) -> None:
 
 def test_resolve_local_is_resolve_for_local_domains_only(d: SQLiteDirectory) -> None:
     d.add_alias("team@example.test", ["alice@example.test", "far@remote.example"])
-    for address in ["ALICE@Example.Test.", "alice+news@example.test", "team@example.test"]:
-        assert d.resolve_local(address) == d.resolve(address)
+    for address in [
+        "ALICE@Example.Test.",
+        '"alice"@example.test',
+        "alice+news@example.test",
+        "team@example.test",
+        "Bob@EXAMPLE.test",
+    ]:
+        assert d.resolve_local(address) == d.resolve(address), address
     assert d.resolve_local("someone@remote.example") is None
     assert d.resolve_local("someone@[192.0.2.1]") is None
     assert d.resolve_local("someone@bad..domain") is None
@@ -192,6 +198,18 @@ def test_resolve_local_is_resolve_for_local_domains_only(d: SQLiteDirectory) -> 
     with pytest.raises(MailError) as e:
         d.resolve_local("nobody")
     assert kind(e) is ErrorKind.BAD_ADDRESS
+    with pytest.raises(MailError) as e:
+        d.resolve_local("a b@example.test")
+    assert kind(e) is ErrorKind.BAD_ADDRESS
+
+
+def test_resolve_local_database_error_is_temporary(tmp_path: Path) -> None:
+    d = SQLiteDirectory(tmp_path / "u.sqlite", UsersConfig())
+    d.add_domain("a.test")
+    d._conn.close()
+    with pytest.raises(MailError) as e:
+        d.resolve_local("x@a.test")
+    assert kind(e) is ErrorKind.TEMPORARY
 
 
 def test_subaddress_separator_configurable(tmp_path: Path) -> None:
