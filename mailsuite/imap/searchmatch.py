@@ -431,23 +431,39 @@ class MessageContext:
             self._cache[key] = cached
         return cached  # type: ignore[no-any-return]
 
-    def body_texts(self) -> list[str]:
-        cached = self._cache.get("body")
+    def _derived(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value computed from the message content once per context, and
+        kept in the cached header entry's memo (when there is one) for later
+        searches: the content of a stored message never changes."""
+        cached = self._cache.get(key)
         if cached is None:
-            cached = _body_texts(self.get_raw(), self.get_part())
-            self._cache["body"] = cached
-        return cached  # type: ignore[no-any-return]
+            head = self.head
+            if head is not None:
+                cached = head.memo.get(key)
+            if cached is None:
+                cached = compute()
+                if head is not None:
+                    head.remember(key, cached)
+            self._cache[key] = cached
+        return cached
+
+    def body_texts(self) -> list[str]:
+        texts: list[str] = self._derived(
+            "body", lambda: _body_texts(self.get_raw(), self.get_part())
+        )
+        return texts
 
     def header_blocks(self) -> list[str]:
-        cached = self._cache.get("hdrs")
-        if cached is None:
-            raw = self.get_raw()
-            cached = []
-            for part in self.get_part().walk():
-                block = raw[part.start : part.body_start].decode("latin-1")
-                cached.append(normalise(decode_header_value(block)))
-            self._cache["hdrs"] = cached
-        return cached  # type: ignore[no-any-return]
+        texts: list[str] = self._derived("hdrs", self._header_blocks)
+        return texts
+
+    def _header_blocks(self) -> list[str]:
+        raw = self.get_raw()
+        out = []
+        for part in self.get_part().walk():
+            block = raw[part.start : part.body_start].decode("latin-1")
+            out.append(normalise(decode_header_value(block)))
+        return out
 
     def sent_date(self) -> datetime.date:
         cached = self._cache.get("sent")

@@ -8,8 +8,9 @@ Repeated header work -- ``BODY[HEADER.FIELDS (...)]`` of every message,
 ``SEARCH FROM``/``SUBJECT`` -- then reads no file and queries no index.
 
 Each :class:`HeadEntry` also carries a small ``memo`` where callers keep
-values *derived only from the header bytes* (decoded search texts, a
-rendered header section), so those are computed once per message too.
+values *derived only from the message content* (decoded search texts of the
+header and the body, a rendered header section), so those are computed once
+per message too; a value bigger than 1/64 of the cache is not kept.
 Entries are keyed by (folder path, base name); a removed message's entry
 is never looked up again and ages out.  The cache is bounded by an
 estimate of the bytes it holds (least recently used out first).
@@ -39,14 +40,16 @@ class HeadEntry:
         self.cost = len(raw) + _ENTRY_OVERHEAD
 
     def remember(self, name: str, value: Any) -> Any:
-        """Keep ``value`` (a function of ``raw`` only) under ``name``; returns it.
+        """Keep ``value`` (a function of the message content only) under ``name``; returns it.
 
         Only the first ``_MEMO_KEYS`` names are kept (a client asking for
         ever new header-field lists cannot grow an entry without bound).
         """
         if name not in self.memo and len(self.memo) < _MEMO_KEYS:
-            self.memo[name] = value
-            self._owner.charge(self, _size(value))
+            size = _size(value)
+            if size <= self._owner.limit // 64:
+                self.memo[name] = value
+                self._owner.charge(self, size)
         return value
 
 

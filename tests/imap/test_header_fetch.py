@@ -178,3 +178,25 @@ def test_warm_header_cache_same_answers(tmp_path: Path, box: MaildirMailbox) -> 
     assert not gone
     assert data.count(b" FETCH (") == len(uids)
     assert b"ann@other.example" in data
+
+
+def test_warm_text_search_same_answers(tmp_path: Path, box: MaildirMailbox) -> None:
+    """TEXT and BODY keep their decoded texts in the header cache's memo:
+    the same matches warm as cold, and after another process's changes."""
+    _charset, tree = parse_search_program(["OR", "TEXT", "not a header", "BODY", "hi"], now=0.0)
+
+    def found() -> list[int]:
+        msgs = list(box.messages())
+        batch = [(i + 1, m.uid) for i, m in enumerate(msgs)]
+        return [uid for _, uid in search._match_batch(box, batch, tree, (9, 9), _View(box))]
+
+    uids = [m.uid for m in box.messages()]
+    assert found() == [uids[3], uids[4]]
+    assert found() == [uids[3], uids[4]]  # warm
+    other = MaildirStore(tmp_path / "mail").account("bob@example.org").open("INBOX")
+    other.store_flags([uids[3]], ["\\Deleted"], "add")
+    other.expunge()
+    other.store_flags([uids[4]], ["\\Seen"], "add")
+    new = other.append(io.BytesIO(b"Subject: x\r\n\r\nhi there\r\n"))
+    box.sync()
+    assert found() == [uids[4], new]

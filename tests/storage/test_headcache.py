@@ -53,7 +53,7 @@ def test_cache_is_bounded_lru() -> None:
 
 
 def test_memo_is_charged_and_capped() -> None:
-    cache = HeaderCache(limit=10_000)
+    cache = HeaderCache(limit=64_000)
     entry = cache.put("/f", "b", b"head")
     before = cache.total
     assert entry.remember("k", "value") == "value"
@@ -61,10 +61,15 @@ def test_memo_is_charged_and_capped() -> None:
     for n in range(100):
         entry.remember(f"k{n}", b"v")
     assert len(entry.memo) == 16
-    huge = cache.put("/f", "c", b"y")
-    huge.remember("big", "z" * 20_000)  # over the limit: evicted, never served again
-    assert cache.get("/f", "c") is None
-    assert cache.total <= 10_000
+    other = cache.put("/f", "c", b"y")
+    assert other.remember("big", "z" * 20_000) == "z" * 20_000
+    assert "big" not in other.memo  # bigger than 1/64 of the cache: not kept
+    other.remember("fits", "z" * 500)
+    assert other.memo["fits"] == "z" * 500
+    for n in range(200):  # growing memos push old entries out
+        cache.put("/g", f"e{n}", b"h").remember("v", "w" * 500)
+    assert cache.get("/f", "b") is None
+    assert cache.total <= 64_000
 
 
 def test_entries_are_the_header_bytes(box: MaildirMailbox) -> None:

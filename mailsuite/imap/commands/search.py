@@ -34,7 +34,6 @@ from mailsuite.imap.searchmatch import (
     SeqSet,
     matches,
     needs_content,
-    needs_header,
     needs_info,
     parse_search_program,
 )
@@ -137,9 +136,10 @@ def _match_batch(
     session's view is read here: no command or refresh changes it meanwhile)."""
     out = []
     max_seq, max_uid = maxima
-    # the top-level headers from the process's header cache (header keys)
-    heads = mailbox.header_entries([uid for _, uid in batch]) if needs_header(tree) else {}
+    # the process's header cache: header keys read the header there, and
+    # every content key keeps what it derives in the entry's memo
     content = needs_content(tree)
+    heads = mailbox.header_entries([uid for _, uid in batch]) if content else {}
     with_info = needs_info(tree)
     size, when, modseq = 0, _EPOCH, 0
     folded: dict[frozenset[str], frozenset[str]] = {}  # flag sets, case-folded once
