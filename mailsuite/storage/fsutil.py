@@ -142,6 +142,10 @@ class DirSyncer:
     waiters then run their own.
     """
 
+    #: Idle directories whose state is kept for the next sync (beyond this
+    #: many, a state is dropped when its last user leaves).
+    KEEP_IDLE = 1024
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._dirs: dict[str, _DirState] = {}
@@ -158,7 +162,7 @@ class DirSyncer:
         finally:
             with self._lock:
                 st.users -= 1
-                if st.users == 0:
+                if st.users == 0 and len(self._dirs) > self.KEEP_IDLE:
                     del self._dirs[key]
 
     @staticmethod

@@ -306,3 +306,15 @@ def test_unique_names_carry_the_pid_of_a_forked_child() -> None:
     os.waitpid(pid, 0)
     assert f"P{pid}Q" in child_name
     assert f"P{os.getpid()}Q" in names.new(1.5)
+
+
+def test_dir_syncer_keeps_a_bounded_number_of_idle_states(tmp_path: Path) -> None:
+    from mailsuite.storage.fsutil import DirSyncer
+
+    syncer = DirSyncer()
+    syncer.KEEP_IDLE = 3
+    for i in range(6):
+        (tmp_path / str(i)).mkdir()
+        syncer.sync(tmp_path / str(i))
+        syncer.sync(tmp_path / str(i))  # a kept state serves the next sync
+    assert len(syncer._dirs) <= 4
