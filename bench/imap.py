@@ -333,6 +333,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=5, help="runs of the single measurements")
     ap.add_argument("--shared", action="store_true", help="all clients on one account")
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument(
+        "--workers", type=int, default=0, help="server.workers (0: one per core, the default)"
+    )
     ap.add_argument("--no-big", action="store_true", help="skip the FLAGS and SELECT folders")
     ap.add_argument("--py-spy", type=Path, metavar="FILE", help="profile our server")
     ap.add_argument("--gil", action="store_true", help="py-spy: only threads holding the GIL")
@@ -371,6 +374,7 @@ def main() -> int:
         srv = ServerProcess(
             tmp / "ms",
             {
+                "server": {"workers": args.workers},
                 "auth": {"allow_plaintext": True},
                 "limits": {"max_connections": limit, "max_connections_per_ip": limit},
             },

@@ -175,6 +175,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=20000, help="mean message size in bytes")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument(
+        "--workers", type=int, default=0, help="server.workers (0: one per core, the default)"
+    )
     args = ap.parse_args()
 
     users = [f"bench{i}@bench.test" for i in range(args.clients)]
@@ -184,7 +187,11 @@ def main() -> None:
         tmp = Path(tmpname)
         os.chmod(tmp, 0o755)  # Dovecot's mail processes run as nobody
         (tmp / "ms").mkdir()
-        srv = ServerProcess(tmp / "ms", {"auth": {"allow_plaintext": True}}, roles=("pop3",))
+        srv = ServerProcess(
+            tmp / "ms",
+            {"server": {"workers": args.workers}, "auth": {"allow_plaintext": True}},
+            roles=("pop3",),
+        )
         srv.start()
         dovecot: Dovecot | None = None
         try:

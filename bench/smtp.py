@@ -128,6 +128,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--smtp-source", action="store_true", help="also run Postfix smtp-source")
     ap.add_argument("--port", type=int, default=0, help="use a running server's MX port")
+    ap.add_argument(
+        "--workers", type=int, default=0, help="server.workers (0: one per core, the default)"
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mailsuite-bench-") as tmp:
@@ -138,6 +141,7 @@ def main() -> None:
                 Path(tmp),
                 roles=("smtp",),
                 extra_config={
+                    "server": {"workers": args.workers},
                     "limits": {"max_connections_per_ip": 1000},
                     "auth": {
                         "argon2_time_cost": 1,

@@ -67,6 +67,11 @@ def _endpoint(default: str) -> Any:
 class ServerConfig:
     hostname: str = _opt("localhost", "a non-empty host name", lambda v: bool(v.strip()))
     data_dir: str = _opt("./mailsuite-data", "a directory path", lambda v: bool(v))
+    # Server processes sharing the listening sockets: 0 = one per CPU core
+    # (at most 8); 1 = everything in the twistd process.
+    workers: int = _opt(
+        0, "0 (one per CPU core, at most 8) or an integer from 1 to 64", lambda v: 0 <= v <= 64
+    )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,9 @@ class ServerContext:
     call; ``tls`` is a :class:`mailsuite.tls.TLSContexts` (or None when a test
     runs without TLS); ``queue`` is the outbound queue once it exists;
     ``watcher`` is the process's :class:`mailsuite.storage.watch.FolderWatcher`
-    (IDLE registers with it; None: each IDLE session polls by itself).
+    (IDLE registers with it; None: each IDLE session polls by itself);
+    ``worker`` is this process's index when several share the listeners
+    (0: the primary, or the only process).
     """
 
     reactor: Any
@@ -46,4 +48,5 @@ class ServerContext:
     limiter: ConnectionLimiter
     queue: Any = None
     watcher: Any = None
+    worker: int = 0
     extras: dict[str, Any] = field(default_factory=dict)

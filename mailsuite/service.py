@@ -1,13 +1,17 @@
 """The server process: one ``MultiService`` with a named child per listener.
 
 ``make_service`` builds the shared :class:`ServerContext` and one
-``StreamServerEndpointService`` per configured listener (name = role).  A
-listener configured as ``""`` is not started.  Implicit-TLS roles wrap their
-factory in ``TLSMemoryBIOFactory`` with the shared, reloadable TLS contexts.
+:class:`mailsuite.listeners.Listener` per configured listener (name = role).
+A listener configured as ``""`` is not started.  Implicit-TLS roles wrap
+their factory in ``TLSMemoryBIOFactory`` with the shared, reloadable TLS
+contexts.  With ``server.workers`` above 1 the primary also runs a
+:class:`mailsuite.workers.WorkerPool` (named "workers"), and each child
+builds the same service over the inherited sockets (``inherited``).
 
-Shutdown (SIGTERM/SIGINT, handled by twistd) stops the listeners first, then
-the thread pool (pending disk work finishes) and closes the directory.
-SIGHUP reloads the TLS certificate files.
+Shutdown (SIGTERM/SIGINT, handled by twistd) stops the child processes
+first, then the listeners, then the thread pool (pending disk work
+finishes) and closes the directory.  SIGHUP reloads the TLS certificate
+files (and is passed on to the children).
 """
 
 from __future__ import annotations
@@ -17,17 +21,25 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from twisted.application import internet, service
+from twisted.application import service
 from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from mailsuite.config import Config
 from mailsuite.context import ServerContext
+from mailsuite.listeners import InheritedEndpoint, Listener, family_name
 from mailsuite.protocol.lines import ConnectionLimiter
 from mailsuite.storage.changes import ChangeHub
 from mailsuite.threads import ThreadPoolRunner
 from mailsuite.tls import TLSContexts
+from mailsuite.workers import (
+    WorkerPool,
+    accept_one_at_a_time,
+    child_argv,
+    split_limit,
+    worker_count,
+)
 
 log = Logger()
 
@@ -44,12 +56,21 @@ ROLES: dict[str, tuple[str, bool]] = {
 
 
 def build_context(
-    config: Config, reactor: Any, runner: Any = None, tls: Any = None
+    config: Config,
+    reactor: Any,
+    runner: Any = None,
+    tls: Any = None,
+    *,
+    processes: int = 1,
+    worker: int = 0,
 ) -> ServerContext:
     """Open the store, directory, delivery agent and authenticator.
 
     ``runner`` defaults to a thread pool and ``tls`` to the configured
     :class:`TLSContexts`; unit tests pass an inline runner and a stand-in.
+    ``processes`` is how many server processes share the listeners (each
+    gets its share of the connection limits); ``worker`` is this one's
+    index (0: the primary).
     Raises :class:`mailsuite.errors.ConfigError` for unusable TLS files.
     """
     from mailsuite.delivery.agent import MaildirDeliveryAgent
@@ -75,7 +96,8 @@ def build_context(
     if tls is None:
         tls = TLSContexts(config.tls, config.server.hostname, data)
     limiter = ConnectionLimiter(
-        config.limits.max_connections, config.limits.max_connections_per_ip
+        split_limit(config.limits.max_connections, processes),
+        split_limit(config.limits.max_connections_per_ip, processes),
     )
     return ServerContext(
         reactor=reactor,
@@ -89,6 +111,7 @@ def build_context(
         tls=tls,
         limiter=limiter,
         watcher=FolderWatcher(reactor, runner, config.imap.idle_poll_interval),
+        worker=worker,
     )
 
 
@@ -115,10 +138,18 @@ class MailService(service.MultiService):
             runner.start()
         if self.context.tls is not None and hasattr(signal, "SIGHUP"):
             self._old_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
-        super().startService()  # type: ignore[no-untyped-call]
+        try:
+            super().startService()  # type: ignore[no-untyped-call]
+        except BaseException:
+            if isinstance(runner, ThreadPoolRunner):
+                runner.stop()  # its threads would keep the process alive
+            raise
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
         self.context.reactor.callFromThread(self.context.tls.reload)
+        pool = self.namedServices.get("workers")
+        if pool is not None:
+            self.context.reactor.callFromThread(pool.signal_all, signal.SIGHUP)
 
     def stopService(self) -> Any:
         d = super().stopService()  # type: ignore[no-untyped-call]
@@ -143,9 +174,24 @@ class MailService(service.MultiService):
         return d.addBoth(cleanup)
 
 
-def make_service(config: Config, reactor: Any, demo: bool = False) -> MailService:
-    """The whole server.  ``demo`` seeds the demonstration account."""
-    context = build_context(config, reactor)
+def make_service(
+    config: Config,
+    reactor: Any,
+    demo: bool = False,
+    *,
+    config_path: str | None = None,
+    inherited: dict[str, tuple[int, str]] | None = None,
+    worker: int = 0,
+) -> MailService:
+    """The whole server.  ``demo`` seeds the demonstration account.
+
+    The primary (``inherited`` None) binds the configured listeners and,
+    with ``server.workers`` above 1, starts the child processes, which
+    re-read ``config_path``.  A child (``worker`` >= 1) adopts the listening
+    sockets in ``inherited`` (role -> (fd, family name)) instead.
+    """
+    processes = worker_count(config.server.workers)
+    context = build_context(config, reactor, processes=processes, worker=worker)
     if demo:
         from mailsuite.demo import seed_demo
 
@@ -156,18 +202,70 @@ def make_service(config: Config, reactor: Any, demo: bool = False) -> MailServic
     from mailsuite.delivery.queue import attach
 
     attach(context, top)
+    listeners: list[Listener] = []
     for role in ROLES:
-        desc = getattr(config.listeners, role)
-        if not desc:
-            continue
-        endpoint = endpoints.serverFromString(reactor, desc)
-        child = internet.StreamServerEndpointService(endpoint, make_factory(context, role))
-        child._raiseSynchronously = True
-        child.setName(role)
-        child.setServiceParent(top)
+        if inherited is not None:
+            if role not in inherited:
+                continue
+            fd, family = inherited[role]
+            endpoint: Any = InheritedEndpoint(reactor, fd, family)
+        else:
+            desc = getattr(config.listeners, role)
+            if not desc:
+                continue
+            endpoint = endpoints.serverFromString(reactor, desc)
+        child = Listener(endpoint, make_factory(context, role))
+        child.setName(role)  # type: ignore[no-untyped-call]
+        child.setServiceParent(top)  # type: ignore[no-untyped-call]
+        listeners.append(child)
+    if processes > 1:
+        _share_listeners(top, reactor, config, config_path, listeners, processes, worker)
     log.info(
-        "mailsuite starting: data dir {data}, hostname {host}",
+        "mailsuite starting: data dir {data}, hostname {host}, {n} process(es)",
         data=str(config.data_dir),
         host=config.server.hostname,
+        n=processes,
     )
     return top
+
+
+def _share_listeners(
+    top: MailService,
+    reactor: Any,
+    config: Config,
+    config_path: str | None,
+    listeners: list[Listener],
+    processes: int,
+    worker: int,
+) -> None:
+    """Accept one connection per wake-up on every listener and, in the
+    primary, add the pool that starts the other processes."""
+
+    class _Balanced(service.Service):
+        def startService(self) -> None:
+            super().startService()  # type: ignore[no-untyped-call]
+            for listener in listeners:
+                accept_one_at_a_time(listener.port, reactor)
+
+    balanced = _Balanced()
+    balanced.setServiceParent(top)  # type: ignore[no-untyped-call]
+    if worker:
+        return
+
+    def sockets() -> list[tuple[int, str]]:
+        return [
+            (lst.port.fileno(), f"{lst.name}:{family_name(lst.port)}")
+            for lst in listeners
+            if lst.port is not None
+        ]
+
+    data_dir = str(Path(config.server.data_dir).resolve())
+    path = str(Path(config_path).resolve()) if config_path else None
+    pool = WorkerPool(
+        reactor,
+        processes,
+        sockets,
+        lambda index, fds: child_argv(path, data_dir, index, fds),
+    )
+    pool.setName("workers")  # type: ignore[no-untyped-call]
+    pool.setServiceParent(top)  # type: ignore[no-untyped-call]

@@ -56,7 +56,9 @@ def makeService(options: Options) -> service.IService:
 
     cfg: Any = options["parsed_config"]
     try:
-        top: Any = make_service(cfg, reactor, demo=bool(options["demo"]))
+        top: Any = make_service(
+            cfg, reactor, demo=bool(options["demo"]), config_path=options["config"]
+        )
         return top  # type: ignore[no-any-return]
     except ConfigError as e:
         fail(str(e))

@@ -85,7 +85,12 @@ class ServerProcess:
         self.log_path = self.tmp / "twistd.log"
         self.ports = {role: free_port() for role in roles}
         sections: dict[str, dict[str, Any]] = {
-            "server": {"hostname": "mail.example.test", "data_dir": str(self.data_dir)},
+            # One process unless a test asks for more (tests/test_workers.py).
+            "server": {
+                "hostname": "mail.example.test",
+                "data_dir": str(self.data_dir),
+                "workers": 1,
+            },
             "listeners": {
                 role: (f"tcp:{self.ports[role]}:interface=127.0.0.1" if role in roles else "")
                 for role in ROLES

@@ -429,6 +429,9 @@ class LineFactory(protocol.Factory):
             return _Refuse(self.refusal)
         p = self.build(addr)
         p.factory = self
+        worker = getattr(self.context, "worker", 0)
+        if worker:  # connection ids stay unique in the shared log
+            p.conn_id = f"w{worker}{p.conn_id}"
         self._hosts[id(p)] = host
         return p
 
