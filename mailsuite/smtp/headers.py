@@ -47,6 +47,7 @@ class TraceInfo:
     recipients: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=256)  # sessions say the same EHLO name message after message
 def _helo_text(helo: str) -> str:
     if _DOMAIN.fullmatch(helo) or _LITERAL.fullmatch(helo):
         return helo

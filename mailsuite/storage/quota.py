@@ -72,6 +72,7 @@ class MaildirSize:
     ) -> None:
         self.root = root
         self.path = root / QUOTA_FILE
+        self._file = os.fspath(self.path)  # for add(): no Path conversion per delivery
         self._limits = limits
         # Shared across the account objects of one store: when each was last recounted.
         self._recounts = recounts if recounts is not None else {}
@@ -125,9 +126,14 @@ class MaildirSize:
         if not size and not count:
             return
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(self._file, os.O_WRONLY | os.O_APPEND)
         except FileNotFoundError:
-            return  # recounted on next use
+            # No file: the next reader recounts from the folders (which
+            # include this change).  Deliveries to accounts never given a
+            # limit land here every time: one failed open, which is the
+            # cheapest check that stays right when another process creates
+            # the file meanwhile.
+            return
         try:
             os.write(fd, f"{size} {count}\n".encode())
         finally:
