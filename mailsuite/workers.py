@@ -23,8 +23,8 @@ Contract of :class:`WorkerPool` (a service of the primary):
 * children start after the listeners are bound (and after twistd dropped
   privileges: they run as the same user as the primary);
 * a child's log events arrive as JSON records on its stdout and are
-  re-published in the primary's log with ``log_system`` ``worker-N``; its
-  stderr is logged line by line;
+  re-published in the primary's log with ``log_system``
+  ``worker-N namespace#level``; its stderr is logged line by line;
 * a child that exits while the pool runs is started again after a delay
   that doubles (1 s up to 60 s) while it keeps failing within 10 s;
 * ``stopService`` sends SIGTERM to every child and fires when all exited
@@ -127,7 +127,9 @@ class _ChildProtocol(protocol.ProcessProtocol):
         except (ValueError, json.JSONDecodeError):
             log.warn("worker-{n}: unreadable log record", n=self.index)
             return
-        event["log_system"] = f"worker-{self.index}"
+        level = getattr(event.get("log_level"), "name", "-")
+        namespace = event.get("log_namespace", "-")
+        event["log_system"] = f"worker-{self.index} {namespace}#{level}"
         globalLogPublisher(event)
 
     def errReceived(self, data: bytes) -> None:
