@@ -11,6 +11,7 @@ the greeting, the EHLO/HELO answers and the 354/334 continuations, which RFC
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,15 +26,9 @@ class Reply:
     enhanced: str
     text: str
 
-    def lines(self) -> list[bytes]:
+    def lines(self) -> tuple[bytes, ...]:
         """The wire lines (without CRLF); multi-line texts use ``code-`` continuations."""
-        parts = self.text.split("\n")
-        prefix = f"{self.enhanced} " if self.enhanced else ""
-        out = []
-        for i, part in enumerate(parts):
-            sep = " " if i == len(parts) - 1 else "-"
-            out.append(f"{self.code}{sep}{prefix}{part}".encode())
-        return out
+        return _wire_lines(self)
 
     @property
     def is_error(self) -> bool:
@@ -41,6 +36,17 @@ class Reply:
 
     def with_text(self, text: str) -> Reply:
         return Reply(self.code, self.enhanced, text)
+
+
+@functools.lru_cache(maxsize=256)  # most replies are the constants below
+def _wire_lines(reply: Reply) -> tuple[bytes, ...]:
+    parts = reply.text.split("\n")
+    prefix = f"{reply.enhanced} " if reply.enhanced else ""
+    last = len(parts) - 1
+    return tuple(
+        f"{reply.code}{' ' if i == last else '-'}{prefix}{part}".encode()
+        for i, part in enumerate(parts)
+    )
 
 
 class Refused(Exception):

@@ -166,8 +166,9 @@ class MessageWriter:
     def finish(self, data: bytes) -> defer.Deferred[Outcome]:
         """Write the last bytes and commit every copy (see the module doc).
         Fails with the MailError of a failure that stored nothing."""
-        self._finished = True
-        return self._run(self._finish, data)
+        self._finished = True  # abort() is a no-op from now on: no in-flight tracking
+        d: defer.Deferred[Outcome] = self._runner.run(self._finish, data)
+        return d
 
     def abort(self) -> None:
         """Remove whatever was written; safe to call at any time, once or more."""
