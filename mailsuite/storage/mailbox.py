@@ -56,8 +56,8 @@ from mailsuite.storage.locking import DotLock
 from mailsuite.storage.modseq import ModseqLog
 from mailsuite.storage.modseqview import ModseqMixin
 from mailsuite.storage.quota import MaildirSize
+from mailsuite.storage.reading import BODY_CACHE_BYTES, ReadMixin
 from mailsuite.storage.reading import STRUCTURE_VERSION as STRUCTURE_VERSION
-from mailsuite.storage.reading import ReadMixin
 from mailsuite.storage.scan import TMP_MAX_AGE as TMP_MAX_AGE
 from mailsuite.storage.scan import ScanMixin
 from mailsuite.storage.uidlist import Uidlist, allocate_uidvalidity
@@ -88,9 +88,12 @@ class FolderContext:
         quota: MaildirSize,
         snapshots: idx.SnapshotCache | None = None,
         heads: HeaderCache | None = None,
+        bodies: HeaderCache | None = None,
     ) -> None:
         self.snapshots = snapshots  # decoded index snapshots shared in the process
         self.heads = heads if heads is not None else HeaderCache()  # message headers in memory
+        # whole small messages in memory (ReadMixin.message_bytes)
+        self.bodies = bodies if bodies is not None else HeaderCache(BODY_CACHE_BYTES)
         self.account = account
         self.root = root
         self.hub = hub

@@ -24,6 +24,10 @@ from mailsuite.storage.messages import MessageList, crlf_copy
 from mailsuite.storage.viewbase import MailboxBase, _cached_flags
 
 STRUCTURE_VERSION = 1
+#: messages up to this size are kept in the process's body cache ...
+BODY_CACHE_MAX = 256 * 1024
+#: ... of at most this many bytes
+BODY_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class ReadMixin(MailboxBase):
@@ -81,6 +85,35 @@ class ReadMixin(MailboxBase):
                     return f
                 return crlf_copy(f)
         raise MailError(ErrorKind.EXPUNGED)
+
+    def message_bytes(self, uid: int) -> bytes:
+        """The stored bytes (as :meth:`open_message` gives them); a message of
+        at most ``BODY_CACHE_MAX`` bytes is kept in the process's body cache
+        (its content never changes under its base name).  Raises EXPUNGED."""
+        cached = self.cached_message(uid)
+        if cached is not None:
+            return cached
+        with self.open_message(uid) as f:
+            data: bytes = f.read()
+        if len(data) <= BODY_CACHE_MAX:
+            base = self._base_of(uid)
+            if base is not None:
+                self._ctx.bodies.put(self._path_s, base, data)
+        return data
+
+    def cached_message(self, uid: int) -> bytes | None:
+        """The stored bytes if the body cache has them, else None: no file
+        is touched (cheap enough for the reactor thread)."""
+        base = self._base_of(uid)
+        if base is None:
+            return None
+        entry = self._ctx.bodies.get(self._path_s, base)
+        return entry.raw if entry is not None else None
+
+    def _base_of(self, uid: int) -> str | None:
+        with self._lock:
+            pos = self._pos(uid)
+            return None if pos is None else self._snap.files[pos].partition(":")[0]
 
     def header_end(self, uid: int) -> int:
         """Offset just past the blank line ending the header (CRLF bytes)."""

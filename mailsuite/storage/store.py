@@ -20,6 +20,7 @@ from mailsuite.storage.headcache import HeaderCache
 from mailsuite.storage.index import SnapshotCache
 from mailsuite.storage.mailbox import FolderContext
 from mailsuite.storage.quota import MaildirSize
+from mailsuite.storage.reading import BODY_CACHE_BYTES
 
 QuotaLookup = Callable[[str], tuple[int, int]]
 
@@ -47,6 +48,7 @@ class MaildirStore:
         self._recounts: dict[str, float] = {}
         self.snapshots = SnapshotCache()
         self.heads = HeaderCache()
+        self.bodies = HeaderCache(BODY_CACHE_BYTES)
 
     def account_path(self, address: str) -> Path:
         """``<root>/<domain>/<localpart>``; raises BAD_ADDRESS for unusable addresses."""
@@ -76,5 +78,6 @@ class MaildirStore:
             quota,
             self.snapshots,
             self.heads,
+            self.bodies,
         )
         return MaildirAccount(address, root, ctx, quota)

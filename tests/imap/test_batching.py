@@ -95,3 +95,20 @@ def test_fetch_stops_when_the_client_goes_away(tmp_path: Path) -> None:
     runner.drain()
     assert runner.pending == []
     assert c.read().count(b" FETCH (") == 100  # no further batch was rendered
+
+
+def test_fetch_of_a_cached_body_needs_no_pool_call(tmp_path: Path) -> None:
+    c, runner = setup(tmp_path, 3)
+    first = c.cmd("FETCH 2 (UID BODY.PEEK[])")
+    assert len(runner.pending) == 1  # the file is read in the pool
+    runner.drain()
+    first += c.read()
+    second = c.cmd("FETCH 2 (UID BODY.PEEK[])")
+    assert runner.pending == []  # now from the body cache, on the reactor
+    second += c.read()
+    assert first.split(b"\r\n")[:-2] == second.split(b"\r\n")[:-2]
+    assert b"* 2 FETCH (UID 2 BODY[] {" in second and second.endswith(b" OK FETCH completed\r\n")
+    c.cmd("FETCH 2 (BODY[])")  # sets \\Seen: through the pool
+    assert len(runner.pending) == 1
+    runner.drain()
+    assert b"\\Seen" in c.read()

@@ -8,19 +8,39 @@ import io
 import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from mailsuite.storage import mailbox as mailbox_mod
+from mailsuite.storage import scan as scan_mod
 from mailsuite.storage.mailbox import MaildirMailbox
 from mailsuite.storage.store import MaildirStore
 
 ADDRESS = "bob@example.org"
 
 
+class Clock:
+    """What ``time.time()`` says to the scan and ``changed_on_disk`` (the
+    directory mtimes stay real): frozen, so a slow test run cannot make a
+    recent mtime trusted or pass a deadline by itself."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> MaildirStore:
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(mailbox_mod, "time", fake)
+    monkeypatch.setattr(scan_mod, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> MaildirStore:
     return MaildirStore(tmp_path / "mail")
 
 
@@ -36,12 +56,6 @@ def box(store: MaildirStore) -> MaildirMailbox:
 
 def _uids(box: MaildirMailbox) -> list[int]:
     return [m.uid for m in box.messages()]
-
-
-def _later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Let ``changed_on_disk`` believe ``seconds`` have passed."""
-    fake = SimpleNamespace(time=lambda: time.time() + seconds)
-    monkeypatch.setattr(mailbox_mod, "time", fake)
 
 
 def _foreign_rename_same_mtime(box: MaildirMailbox) -> str:
@@ -80,26 +94,22 @@ def test_foreign_change_with_a_new_mtime_is_seen_at_once(box: MaildirMailbox) ->
     assert box.changed_on_disk()
 
 
-def test_same_tick_foreign_change_found_by_the_deadline(
-    box: MaildirMailbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_same_tick_foreign_change_found_by_the_deadline(box: MaildirMailbox, clock: Clock) -> None:
     box.sync()
     _foreign_rename_same_mtime(box)
     assert not box.changed_on_disk()  # hidden by the unchanged mtime for now
-    _later(monkeypatch, 1.5)
+    clock.now += 2  # past the deadline
     assert box.changed_on_disk()  # past the deadline: list once more
     assert box.sync().flags_changed == _uids(box)[:1]
 
 
-def test_own_stores_do_not_postpone_the_deadline(
-    box: MaildirMailbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_own_stores_do_not_postpone_the_deadline(box: MaildirMailbox, clock: Clock) -> None:
     box.sync()
     _foreign_rename_same_mtime(box)
     box.store_flags(_uids(box)[1:2], ["\\Seen"], "add")
     box.store_flags(_uids(box)[2:3], ["\\Seen"], "add")
     assert not box.changed_on_disk()
-    _later(monkeypatch, 1.5)
+    clock.now += 2  # past the deadline
     assert box.changed_on_disk()
     assert box.sync().flags_changed == _uids(box)[:1]
 

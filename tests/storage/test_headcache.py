@@ -136,3 +136,34 @@ def test_new_mail_from_another_process(store: MaildirStore, box: MaildirMailbox)
     assert set(got) == set(uids)
     assert got[new_uid].raw.startswith(b"From: sender77@")
     assert got[uids[-1]].raw.startswith(b"From: sender78@")
+
+
+def test_message_bytes_kept_in_the_body_cache(store: MaildirStore, box: MaildirMailbox) -> None:
+    uids = [m.uid for m in box.messages()]
+    assert box.cached_message(uids[0]) is None
+    with box.open_message(uids[0]) as f:
+        raw = f.read()
+    assert box.message_bytes(uids[0]) == raw
+    assert box.cached_message(uids[0]) == raw
+    other = _other(store)
+    other.store_flags([uids[0]], ["\\Seen"], "add")  # a rename keeps the content
+    box.sync()
+    assert box.cached_message(uids[0]) == raw
+    other.store_flags([uids[0]], ["\\Deleted"], "add")
+    other.expunge()
+    box.sync()
+    assert box.cached_message(uids[0]) is None  # gone from the view: never served
+    new_uid = other.append(io.BytesIO(_message(99)))
+    box.sync()
+    assert box.message_bytes(new_uid) == _message(99)
+    assert box.cached_message(new_uid) == _message(99)
+
+
+def test_big_messages_are_not_kept(box: MaildirMailbox) -> None:
+    from mailsuite.storage.reading import BODY_CACHE_MAX
+
+    big = b"Subject: big\r\n\r\n" + b"x" * BODY_CACHE_MAX + b"\r\n"
+    uid = box.append(io.BytesIO(big))
+    box.sync()
+    assert box.message_bytes(uid) == big
+    assert box.cached_message(uid) is None

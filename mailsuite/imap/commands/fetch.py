@@ -108,8 +108,52 @@ def send_fetch(
     elif len(targets) <= _CONTENT_BATCH:
         info = view.info
         if sum(info[uid].size for _, uid in targets) <= _SMALL_BYTES:
+            if not set_seen and _whole_only(atts):
+                bodies = _cached_bodies(view.mailbox, targets)
+                if bodies is not None:
+                    return _run_cached(s, atts, targets, bodies)
             return _run_one(s, atts, targets, set_seen)
     return defer.ensureDeferred(_run(s, atts, targets, set_seen))
+
+
+def _whole_only(atts: list[FetchAtt]) -> bool:
+    """True if the content items are all whole messages (``BODY.PEEK[]``,
+    partial or not): no structure, no header parsing."""
+    return content.needs_raw(atts) and not content.needs_structure(atts)
+
+
+def _cached_bodies(mailbox: Any, targets: list[tuple[int, int]]) -> dict[int, bytes] | None:
+    """The stored bytes of every target from the process's body cache, or
+    None if one is not there (then the pool reads the files)."""
+    cached = getattr(mailbox, "cached_message", None)
+    if cached is None:
+        return None
+    bodies = {}
+    for _, uid in targets:
+        data = cached(uid)
+        if data is None:
+            return None
+        bodies[uid] = data
+    return bodies
+
+
+def _run_cached(
+    s: IMAPSession,
+    atts: list[FetchAtt],
+    targets: list[tuple[int, int]],
+    bodies: dict[int, bytes],
+) -> defer.Deferred[tuple[bool, str | None]]:
+    """Reactor thread: every message is in memory (no file is read, no flag
+    set), so there is no pool round trip."""
+    view = s.view
+    assert view is not None
+    items = [(seq, uid, view.flags(uid), view.info[uid]) for seq, uid in targets]
+    data, _changed, gone, code = _render_batch(
+        view.mailbox, items, atts, False, view.condstore, bodies
+    )
+    if data:
+        s.send(data)
+    return defer.succeed((bool(gone), code))
 
 
 def _run_one(
@@ -278,11 +322,14 @@ def _render_batch(
     atts: list[FetchAtt],
     set_seen: bool,
     with_modseq: bool = False,
+    bodies: dict[int, bytes] | None = None,
 ) -> tuple[bytes, dict[int, tuple[frozenset[str], int]], list[int], str | None]:
     """Pool thread: the FETCH responses of one batch, (flags, modseq) set,
     UIDs gone, and the response code of a BINARY item that could not be
     decoded.  With ``with_modseq`` a message whose \\Seen this FETCH set also
-    gets UID and MODSEQ (RFC 7162 §3.2.4)."""
+    gets UID and MODSEQ (RFC 7162 §3.2.4).  ``bodies`` (the stored bytes of
+    every message, from memory) lets the reactor thread call it: no file is
+    read then (``set_seen`` must be False and no structure needed)."""
     changed: dict[int, tuple[frozenset[str], int]] = {}
     if set_seen:
         need = [uid for _, uid, flags, _ in items if "\\Seen" not in flags]
@@ -313,7 +360,10 @@ def _render_batch(
                 raw = entry.raw
                 part = None
             else:
-                raw = _read(mailbox, uid) if want_raw else None
+                if bodies is not None:
+                    raw = bodies[uid]
+                else:
+                    raw = _read(mailbox, uid) if want_raw else None
                 part = mailbox.structure(uid) if want_structure else None
         except MailError as e:
             if e.kind in (ErrorKind.EXPUNGED, ErrorKind.NONEXISTENT):
@@ -380,6 +430,10 @@ def _render_header(att: FetchAtt, head: bytes) -> bytes:
 
 
 def _read(mailbox: Any, uid: int) -> bytes:
+    whole = getattr(mailbox, "message_bytes", None)
+    if whole is not None:  # small messages are kept in memory for the next FETCH
+        data: bytes = whole(uid)
+        return data
     with mailbox.open_message(uid) as f:
-        data: bytes = f.read()
-    return data
+        read: bytes = f.read()
+    return read
