@@ -61,6 +61,17 @@ class InfoMap:
         flags_at = getattr(self._base, "flags_at", None)
         return flags_at(i) if flags_at is not None else self._base[i].flags  # type: ignore[no-any-return]
 
+    def size(self, uid: int) -> int:
+        """``self[uid].size`` without making the MessageInfo; KeyError if unknown."""
+        info = self._over.get(uid)
+        if info is not None:
+            return info.size
+        i = self._pos(uid)
+        if i < 0:
+            raise KeyError(uid)
+        size_at = getattr(self._base, "size_at", None)
+        return size_at(i) if size_at is not None else self._base[i].size  # type: ignore[no-any-return]
+
     def flags_many(self, uids: list[int]) -> list[frozenset[str]]:
         """:meth:`flags` of many UIDs in one call (the FETCH FLAGS loop)."""
         over, dropped, listed, base = self._over, self._dropped, self.uids, self._base

@@ -141,6 +141,10 @@ class MessageList(Sequence[MessageInfo]):
         """The flags of item ``i`` without making its MessageInfo."""
         return self._flags_of(self._files[i])
 
+    def size_at(self, i: int) -> int:
+        """The size of item ``i`` without making its MessageInfo."""
+        return self._sizes[i]
+
     def flags_range(self, start: int, stop: int) -> list[frozenset[str]]:
         """The flags of items ``start`` to ``stop - 1``."""
         flags_of = self._flags_of

@@ -174,6 +174,23 @@ class ReadMixin(MailboxBase):
                 found[uid] = heads.put(folder, base, raw)
         return found
 
+    def cached_header_entries(self, uids: Sequence[int]) -> dict[int, HeadEntry] | None:
+        """:meth:`header_entries` if the header cache holds every one of
+        ``uids``, else None: no file or index is touched (cheap enough for
+        the reactor thread)."""
+        heads = self._ctx.heads
+        folder = self._path_s
+        found: dict[int, HeadEntry] = {}
+        with self._lock:
+            files = self._snap.files
+            for uid in uids:
+                pos = self._pos(uid)
+                entry = None if pos is None else heads.get(folder, files[pos].partition(":")[0])
+                if entry is None:
+                    return None
+                found[uid] = entry
+        return found
+
     def header_bytes(self, uid: int, end: int | None = None) -> bytes:
         """The top-level header (blank line included, when there is one) as the
         cached root part delimits it: only those bytes of the file are read.

@@ -112,3 +112,17 @@ def test_fetch_of_a_cached_body_needs_no_pool_call(tmp_path: Path) -> None:
     assert len(runner.pending) == 1
     runner.drain()
     assert b"\\Seen" in c.read()
+
+
+def test_header_fetch_from_the_header_cache_needs_no_pool_call(tmp_path: Path) -> None:
+    c, runner = setup(tmp_path, 3)
+    command = "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] RFC822.SIZE)"
+    first = c.cmd(command)
+    assert len(runner.pending) == 1
+    runner.drain()
+    first += c.read()
+    second = c.cmd(command)
+    assert runner.pending == []  # every header is in memory now
+    second += c.read()
+    assert first.count(b" FETCH (") == 3
+    assert first.split(b"\r\n")[:-2] == second.split(b"\r\n")[:-2]

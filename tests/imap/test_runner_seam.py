@@ -19,8 +19,8 @@ from tests.imap.support import Client, add_user, deliver, make_context, message
 _PLAIN = {"name", "uidvalidity", "address", "root", "hub"}
 #: Allowed on the reactor thread by decision (server.refresh): a few stat()
 #: calls, no listing, instead of a pool round trip per command; and the
-#: body-cache lookup of FETCH (memory only: a miss goes to the pool).
-_REACTOR_OK = {"changed_on_disk", "cached_message"}
+#: body and header cache lookups of FETCH (memory only: a miss goes to the pool).
+_REACTOR_OK = {"changed_on_disk", "cached_message", "cached_header_entries"}
 
 
 class Seam:

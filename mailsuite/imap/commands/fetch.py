@@ -106,12 +106,18 @@ def send_fetch(
                 s.send(_meta_renderer(view, atts)(targets))
             return defer.succeed((False, None))
     elif len(targets) <= _CONTENT_BATCH:
-        info = view.info
-        if sum(info[uid].size for _, uid in targets) <= _SMALL_BYTES:
+        if content.header_only(atts):  # a small answer whatever the message sizes
+            if not set_seen:
+                heads = _cached_heads(view.mailbox, targets)
+                if heads is not None:
+                    return _run_cached(s, atts, targets, heads=heads)
+            return _run_one(s, atts, targets, set_seen)
+        size = view.info.size
+        if sum(size(uid) for _, uid in targets) <= _SMALL_BYTES:
             if not set_seen and _whole_only(atts):
                 bodies = _cached_bodies(view.mailbox, targets)
                 if bodies is not None:
-                    return _run_cached(s, atts, targets, bodies)
+                    return _run_cached(s, atts, targets, bodies=bodies)
             return _run_one(s, atts, targets, set_seen)
     return defer.ensureDeferred(_run(s, atts, targets, set_seen))
 
@@ -137,19 +143,30 @@ def _cached_bodies(mailbox: Any, targets: list[tuple[int, int]]) -> dict[int, by
     return bodies
 
 
+def _cached_heads(mailbox: Any, targets: list[tuple[int, int]]) -> dict[int, Any] | None:
+    """The header cache entries of every target, or None if one is missing."""
+    cached = getattr(mailbox, "cached_header_entries", None)
+    if cached is None:
+        return None
+    heads: dict[int, Any] | None = cached([uid for _, uid in targets])
+    return heads
+
+
 def _run_cached(
     s: IMAPSession,
     atts: list[FetchAtt],
     targets: list[tuple[int, int]],
-    bodies: dict[int, bytes],
+    bodies: dict[int, bytes] | None = None,
+    heads: dict[int, Any] | None = None,
 ) -> defer.Deferred[tuple[bool, str | None]]:
-    """Reactor thread: every message is in memory (no file is read, no flag
-    set), so there is no pool round trip."""
+    """Reactor thread: what every message needs is in memory (``bodies``, or
+    header cache entries ``heads``; no file is read, no flag set), so there
+    is no pool round trip."""
     view = s.view
     assert view is not None
     items = [(seq, uid, view.flags(uid), view.info[uid]) for seq, uid in targets]
     data, _changed, gone, code = _render_batch(
-        view.mailbox, items, atts, False, view.condstore, bodies
+        view.mailbox, items, atts, False, view.condstore, bodies, heads
     )
     if data:
         s.send(data)
@@ -256,7 +273,7 @@ def _meta_renderer(view: Any, atts: list[FetchAtt]) -> Callable[[list[tuple[int,
 
     items: dict[str, Callable[[int], bytes]] = {
         "UID": lambda uid: b"UID %d" % uid,
-        "RFC822.SIZE": lambda uid: b"RFC822.SIZE %d" % info[uid].size,
+        "RFC822.SIZE": lambda uid: b"RFC822.SIZE %d" % info.size(uid),
         "INTERNALDATE": when,
         "MODSEQ": lambda uid: b"MODSEQ (%d)" % info[uid].modseq,
     }
@@ -306,9 +323,10 @@ def _batches(view: Any, targets: list[tuple[int, int]], heavy: bool) -> Generato
         return
     batch: list[tuple[int, int]] = []
     size = 0
+    size_of = view.info.size
     for seq, uid in targets:
         batch.append((seq, uid))
-        size += view.info[uid].size
+        size += size_of(uid)
         if len(batch) >= _CONTENT_BATCH or size >= _BATCH_BYTES:
             yield batch
             batch, size = [], 0
@@ -323,13 +341,15 @@ def _render_batch(
     set_seen: bool,
     with_modseq: bool = False,
     bodies: dict[int, bytes] | None = None,
+    heads: dict[int, Any] | None = None,
 ) -> tuple[bytes, dict[int, tuple[frozenset[str], int]], list[int], str | None]:
     """Pool thread: the FETCH responses of one batch, (flags, modseq) set,
     UIDs gone, and the response code of a BINARY item that could not be
     decoded.  With ``with_modseq`` a message whose \\Seen this FETCH set also
     gets UID and MODSEQ (RFC 7162 §3.2.4).  ``bodies`` (the stored bytes of
-    every message, from memory) lets the reactor thread call it: no file is
-    read then (``set_seen`` must be False and no structure needed)."""
+    every message, from memory) or ``heads`` (their header cache entries,
+    for header-only items) let the reactor thread call it: no file is read
+    then (``set_seen`` must be False and no structure needed)."""
     changed: dict[int, tuple[frozenset[str], int]] = {}
     if set_seen:
         need = [uid for _, uid, flags, _ in items if "\\Seen" not in flags]
@@ -339,7 +359,8 @@ def _render_batch(
     want_raw = content.needs_raw(atts) and not head_only
     want_structure = content.needs_structure(atts) and not head_only
     has = {a.name for a in atts}
-    heads = mailbox.header_entries([it[1] for it in items]) if head_only else {}
+    if heads is None:
+        heads = mailbox.header_entries([it[1] for it in items]) if head_only else {}
     # header items depend on the header bytes only: kept in the header cache's memo
     memo_keys = [f"r:{a.response_name()}{a.partial}" if a.needs_content else "" for a in atts]
     out: list[bytes] = []
