@@ -126,3 +126,16 @@ def test_header_fetch_from_the_header_cache_needs_no_pool_call(tmp_path: Path) -
     second += c.read()
     assert first.count(b" FETCH (") == 3
     assert first.split(b"\r\n")[:-2] == second.split(b"\r\n")[:-2]
+
+
+def test_search_answered_from_the_header_cache_needs_no_pool_call(tmp_path: Path) -> None:
+    c, runner = setup(tmp_path, 5)
+    for command in ('SEARCH FROM "nobody"', 'SEARCH TEXT "message 3"', 'SEARCH SUBJECT "2"'):
+        first = c.cmd(command)
+        runner.drain()  # cold: the pool reads the files and fills the cache
+        first += c.read()
+        second = c.cmd(command)
+        assert runner.pending == [], command
+        second += c.read()
+        assert first.split(b"\r\n")[0] == second.split(b"\r\n")[0]
+        assert first.startswith(b"* SEARCH")

@@ -73,9 +73,13 @@ def search(s: IMAPSession, req: Request) -> Any:
     batch = _CONTENT_BATCH if content else _META_BATCH
     maxima = (view.exists, max_uid)
     d: defer.Deferred[list[tuple[int, int]]]
-    if not content and len(candidates) <= _INLINE_MAX:
-        # flags, sizes, dates: the view's memory only, cheaper than a pool round trip
-        d = defer.succeed(_match_batch(None, candidates, tree, maxima, view))
+    found = None
+    if len(candidates) <= _INLINE_MAX:
+        # flags, sizes, dates, or texts the header cache holds: the reactor
+        # reads memory only, cheaper than a pool round trip
+        found = _match_in_memory(view, candidates, tree, maxima, content)
+    if found is not None:
+        d = defer.succeed(found)
     elif len(candidates) <= batch:
         d = s.run(_match_batch, view.mailbox, candidates, tree, maxima, view)
     else:
@@ -128,18 +132,52 @@ async def _run(
     return found
 
 
+class _NeedsFile(Exception):
+    """A key needs the message file: not on the reactor thread."""
+
+
+def _needs_file() -> Any:
+    raise _NeedsFile
+
+
+def _match_in_memory(
+    view: Any, candidates: list[Any], tree: Node, maxima: tuple[int, int], content: bool
+) -> list[tuple[int, int]] | None:
+    """Reactor thread: the matches when no file must be read -- metadata
+    keys, or content keys answered by the header cache (its entries and the
+    texts kept in their memo) -- else None (the pool takes over)."""
+    if not content:
+        return _match_batch(None, candidates, tree, maxima, view)
+    cached = getattr(view.mailbox, "cached_header_entries", None)
+    heads = cached([uid for _, uid in candidates]) if cached is not None else None
+    if heads is None:
+        return None
+    try:
+        return _match_batch(None, candidates, tree, maxima, view, heads)
+    except _NeedsFile:
+        return None
+
+
 def _match_batch(
-    mailbox: Any, batch: list[Any], tree: Node, maxima: tuple[int, int], view: Any
+    mailbox: Any,
+    batch: list[Any],
+    tree: Node,
+    maxima: tuple[int, int],
+    view: Any,
+    heads: dict[int, Any] | None = None,
 ) -> list[tuple[int, int]]:
-    """Pool thread (or the reactor for a small metadata-only search, with
-    ``mailbox`` None): (seq, uid) of the batch's matching messages (the
-    session's view is read here: no command or refresh changes it meanwhile)."""
+    """Pool thread (or the reactor, with ``mailbox`` None, for a small
+    metadata-only search or one whose header cache entries ``heads`` are
+    given: raises _NeedsFile then if a file must be read): (seq, uid) of the
+    batch's matching messages (the session's view is read here: no command
+    or refresh changes it meanwhile)."""
     out = []
     max_seq, max_uid = maxima
     # the process's header cache: header keys read the header there, and
     # every content key keeps what it derives in the entry's memo
     content = needs_content(tree)
-    heads = mailbox.header_entries([uid for _, uid in batch]) if content else {}
+    if heads is None:
+        heads = mailbox.header_entries([uid for _, uid in batch]) if content else {}
     with_info = needs_info(tree)
     size, when, modseq = 0, _EPOCH, 0
     folded: dict[frozenset[str], frozenset[str]] = {}  # flag sets, case-folded once
@@ -165,9 +203,9 @@ def _match_batch(
             max_uid=max_uid,
             modseq=modseq,
             _flags=lower,
-            load_raw=_loader(mailbox, uid) if content else None,
-            load_part=_part_loader(mailbox, uid) if content else None,
-            load_header=_header_loader(mailbox, uid, None) if content else None,
+            load_raw=_loader(mailbox, uid) if mailbox is not None else _needs_file,
+            load_part=_part_loader(mailbox, uid) if mailbox is not None else _needs_file,
+            load_header=_header_loader(mailbox, uid, None) if mailbox is not None else None,
             head=heads.get(uid),
         )
         try:
