@@ -19,6 +19,7 @@ Thread-safe: pool threads share it.  One per store (no module-level state).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -56,7 +57,7 @@ class HeadEntry:
 class HeaderCache:
     """(folder, base name) -> :class:`HeadEntry`, at most ``limit`` bytes (estimated)."""
 
-    def __init__(self, limit: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, limit: int = 32 * 1024 * 1024) -> None:
         self.limit = limit
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple[str, str], HeadEntry] = OrderedDict()
@@ -108,7 +109,7 @@ class HeaderCache:
 def _size(value: Any) -> int:
     """A rough size in bytes of a memo value (strings, bytes, lists, tuples of them)."""
     if isinstance(value, bytes | str):
-        return len(value) + 50
+        return sys.getsizeof(value)  # a str of wide characters takes 2-4 bytes each
     if isinstance(value, list | tuple):
         return 60 + sum(_size(v) for v in value)
     return 60

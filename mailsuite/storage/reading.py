@@ -27,7 +27,7 @@ STRUCTURE_VERSION = 1
 #: messages up to this size are kept in the process's body cache ...
 BODY_CACHE_MAX = 256 * 1024
 #: ... of at most this many bytes
-BODY_CACHE_BYTES = 32 * 1024 * 1024
+BODY_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class ReadMixin(MailboxBase):
