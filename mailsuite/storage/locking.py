@@ -7,6 +7,15 @@ exclude each other.  A lock is stale when its mtime is older than
 it names a process on this host that no longer exists (a killed writer),
 or after 10 s when it names no process at all (killed before writing it).
 The lock file holds ``<pid>:<host>``.
+
+With ``template_dir`` the lock is taken by hard-linking a per-process file
+(``<template_dir>/<lock name>.<host>.<pid>``, written once, its mtime
+refreshed before each attempt) to the lock name instead of creating a new
+file: the same lock for every other process (content, mtime, ``O_EXCL``
+semantics of ``link``), but no inode is allocated per lock -- on ext4 that
+allocation dominated a STORE's system time.  Only for mailsuite-private
+locks (the modseq lock); the template is left for the 36-hour ``tmp/``
+cleanup when the process ends.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ class DotLock:
         timeout: float = STALE_AFTER + 5,
         stale_after: float = STALE_AFTER,
         clock: Callable[[], float] = time.time,
+        template_dir: Path | None = None,
     ) -> None:
         self.path = path
         self.timeout = timeout
@@ -47,6 +57,7 @@ class DotLock:
         self._clock = clock
         self._held = False
         self._host = socket.gethostname()
+        self._template_dir = template_dir
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout
@@ -54,23 +65,53 @@ class DotLock:
         content = f"{os.getpid()}:{self._host}".encode()
         while True:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                if self._template_dir is None or not self._link(content):
+                    self._create(content)
             except FileExistsError:
                 if self._break_if_stale():
                     continue
             except FileNotFoundError:
                 raise MailError(ErrorKind.NONEXISTENT, detail=str(self.path.parent)) from None
             else:
-                try:
-                    os.write(fd, content)
-                finally:
-                    os.close(fd)
                 self._held = True
                 return
             if time.monotonic() >= deadline:
                 raise MailError(ErrorKind.IN_USE, detail=f"lock timeout {self.path}")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _create(self, content: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, content)
+        finally:
+            os.close(fd)
+
+    def _link(self, content: bytes) -> bool:
+        """Take the lock as a hard link of this process's template; False
+        if no template can be made (then :meth:`_create` takes it)."""
+        assert self._template_dir is not None
+        template = f"{self._template_dir}/{self.path.name}.{self._host}.{os.getpid()}"
+        for _attempt in range(2):
+            try:
+                os.utime(template)  # the lock's mtime: taken now
+            except FileNotFoundError:
+                try:
+                    fd = os.open(template, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                except OSError:
+                    return False
+                try:
+                    os.write(fd, content)
+                finally:
+                    os.close(fd)
+            try:
+                os.link(template, self.path)  # FileExistsError: held
+                return True
+            except FileNotFoundError:
+                if not os.path.isdir(self.path.parent):
+                    raise
+                continue  # the template went away meanwhile (tmp/ cleanup)
+        return False
 
     def _break_if_stale(self) -> bool:
         try:

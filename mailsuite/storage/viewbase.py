@@ -131,7 +131,7 @@ class MailboxBase:
     def _ms_lock(self) -> Iterator[None]:
         """The modseq lock: every mailsuite writer renames, adds and removes
         files in ``cur/`` only while holding it (not reentrant)."""
-        with DotLock(self._ms.lock_path, clock=self._ctx.clock):
+        with DotLock(self._ms.lock_path, clock=self._ctx.clock, template_dir=self._tmp):
             self._holding_ms = True
             try:
                 yield
