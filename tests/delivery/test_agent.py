@@ -172,12 +172,12 @@ def test_concurrent_commits_all_durable(store: MaildirStore) -> None:
     assert len({m.uid for m in box.messages()}) == 80
 
 
-# -- one target: written straight into the folder (no spool file) -----------
+# -- one target: the spool file is renamed into new/ ------------------------
 def _files(path: Path) -> list[str]:
     return sorted(os.listdir(path)) if path.exists() else []
 
 
-def test_single_target_skips_the_spool(store: MaildirStore, hub: Hub) -> None:
+def test_single_target_renames_the_spool_file(store: MaildirStore, hub: Hub) -> None:
     agent = MaildirDeliveryAgent(store)
     results = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org")]})
     assert results[0].error is None
@@ -186,6 +186,7 @@ def test_single_target_skips_the_spool(store: MaildirStore, hub: Hub) -> None:
     (name,) = _files(root / "new")
     assert name.endswith(f",S={len(MESSAGE)},W={len(MESSAGE)}")
     assert (root / "new" / name).read_bytes() == MESSAGE
+    assert os.stat(root / "new" / name).st_nlink == 1
     assert _files(root / "tmp") == []
     assert ("bob@example.org", "INBOX", "added") in {
         (c.account, c.folder, c.kind) for c in hub.changes
@@ -318,3 +319,26 @@ def test_dir_syncer_keeps_a_bounded_number_of_idle_states(tmp_path: Path) -> Non
         syncer.sync(tmp_path / str(i))
         syncer.sync(tmp_path / str(i))  # a kept state serves the next sync
     assert len(syncer._dirs) <= 4
+
+
+def test_single_target_spool_on_another_file_system_is_linked_or_copied(
+    store: MaildirStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    agent = MaildirDeliveryAgent(store)
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        if str(src).startswith(str(agent.spool_dir)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    results = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org")]})
+    monkeypatch.undo()
+    assert results[0].error is None
+    assert _files(agent.spool_dir) == []
+    new = store.account_path("bob@example.org") / "new"
+    (name,) = _files(new)
+    assert (new / name).read_bytes() == MESSAGE
