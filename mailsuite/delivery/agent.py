@@ -3,7 +3,7 @@
 Two phases, all blocking (run them through the BlockingRunner):
 
 ``begin(envelope)`` starts a delivery; ``write(data)`` streams the content
-(bare LF becomes CRLF).  The first :data:`DIRECT_MAX` bytes are held in
+(bare LF becomes CRLF).  The first :data:`HELD_MAX` bytes are held in
 memory (an aborted small message never touches the disk); from then on, or
 at commit, the content goes to a spool file in ``spool_dir`` (never more
 than that in memory).  ``commit(targets)`` fsyncs the spool file once and
@@ -67,7 +67,7 @@ log = Logger()
 QUOTA_CACHE_SECONDS = 2.0
 _MAX_CACHED = 4096  # accounts whose limits are cached before expired ones are dropped
 #: Content up to this size stays in memory until commit (see the module doc).
-DIRECT_MAX = 128 * 1024
+HELD_MAX = 128 * 1024
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
@@ -160,7 +160,7 @@ class MaildirDeliveryAgent:
 
 class MaildirDelivery:
     """Implements :class:`mailsuite.interfaces.Delivery`: content held in
-    memory, or a spool file once it outgrew :data:`DIRECT_MAX`."""
+    memory, or a spool file once it outgrew :data:`HELD_MAX`."""
 
     def __init__(self, agent: MaildirDeliveryAgent, envelope: Envelope) -> None:
         self.agent = agent
@@ -176,7 +176,7 @@ class MaildirDelivery:
             raise MailError(ErrorKind.INTERNAL, detail="write after commit/abort")
         data = self._norm.feed(data)
         if self._fd is None:
-            if self._size + len(data) <= DIRECT_MAX:
+            if self._size + len(data) <= HELD_MAX:
                 self._held.append(data)
                 self._size += len(data)
                 return

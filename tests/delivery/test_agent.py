@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsuite.delivery.agent import DIRECT_MAX, MaildirDeliveryAgent
+from mailsuite.delivery.agent import HELD_MAX, MaildirDeliveryAgent
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import Envelope, LocalTarget, MailboxChange
 from mailsuite.storage.store import MaildirStore
@@ -125,7 +125,7 @@ def test_abort_removes_spool(store: MaildirStore) -> None:
     agent = MaildirDeliveryAgent(store)
     d = agent.begin(Envelope("a@example.org", ["bob@example.org"]))
     d.write(b"Subject: x\r\n")
-    d.write(b"x" * DIRECT_MAX)  # outgrows memory: spooled
+    d.write(b"x" * HELD_MAX)  # outgrows memory: spooled
     assert len(os.listdir(agent.spool_dir)) == 1
     d.abort()
     assert not os.listdir(agent.spool_dir)
@@ -280,7 +280,7 @@ def test_several_targets_are_hard_links(store: MaildirStore) -> None:
 
 def test_large_single_target_goes_through_the_spool(store: MaildirStore) -> None:
     agent = MaildirDeliveryAgent(store)
-    big = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * (DIRECT_MAX // 1000 + 5)
+    big = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * (HELD_MAX // 1000 + 5)
     results = deliver(agent, {"bob@example.org": [LocalTarget("bob@example.org")]}, big)
     assert results[0].error is None
     assert _files(agent.spool_dir) == []
