@@ -9,12 +9,13 @@ at commit, the content goes to a spool file in ``spool_dir`` (never more
 than that in memory).  ``commit(targets)`` fsyncs the spool file once and
 then delivers:
 
-* exactly one target: the spool file itself is renamed into the folder's
-  ``new/`` and ``new/`` is fsynced (no link, no ``tmp/`` entry, no unlink;
-  a spool on another file system falls back to the next case);
-* several targets: per target folder, the spool file is hard-linked into
-  the folder's ``tmp/`` (or copied + fsynced when a link is impossible),
-  renamed into ``new/`` and ``new/`` is fsynced; the spool name is removed.
+* every target but the last: the spool file is hard-linked into the
+  folder's ``tmp/`` (or copied + fsynced when a link is impossible) and
+  renamed into ``new/``;
+* the last target (so the only one of a one-recipient message): the spool
+  file itself is renamed into the folder's ``new/`` (no link, no ``tmp/``
+  entry, no unlink; a spool on another file system is linked or copied);
+* each ``new/`` touched is fsynced.
 
 Either way a file is renamed into ``new/`` only after its bytes were
 fsynced.  Directory fsyncs of concurrent commits into one folder are grouped
@@ -228,31 +229,15 @@ class MaildirDelivery:
         self._fd = None
         self._held = None
         try:
-            if sum(len(t) for t in targets.values()) == 1:
-                return self._deliver_one(targets)
             return self._deliver_all(targets)
         finally:
             self.abort()
 
-    # -- one target: the spool file is renamed into new/ ------------------------
-    def _deliver_one(self, targets: dict[str, list[LocalTarget]]) -> list[DeliveryResult]:
-        (rcpt, target) = next((r, t[0]) for r, t in targets.items() if t)
-        error: MailError | None = None
-        try:
-            new_dir, folder = self._rename_one(target)
-        except MailError as exc:
-            error = exc
-        except OSError as exc:
-            log.error("delivery to {t} failed: {exc}", t=target, exc=exc)
-            error = MailError(ErrorKind.TEMPORARY, detail=str(exc))
-        else:
-            error = self._sync(new_dir)
-            self._publish({(target.account, folder)})
-        return [DeliveryResult(r, error if r == rcpt else None) for r in targets]
-
-    def _rename_one(self, target: LocalTarget) -> tuple[str, str]:
-        """Move the (fsynced) spool file into the folder's new/; (new/, folder).
-        Falls back to the link path when the spool is on another file system."""
+    # -- placing the spool file --------------------------------------------------
+    def _rename(self, target: LocalTarget) -> tuple[str, LocalTarget, str]:
+        """The last target: move the (fsynced) spool file itself into the
+        folder's new/; falls back to :meth:`_place` when the spool is on
+        another file system."""
         agent = self.agent
         assert self.path is not None
         account = agent._account(target.account)
@@ -268,20 +253,22 @@ class MaildirDelivery:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            return self._place(target)[0], folder
+            return self._place(target)
         self.path = None  # nothing left to unlink
         account.quota.add(self._size, 1)
-        return new_dir, folder
+        return new_dir, target, folder
 
-    # -- several targets: hard links of the spool file -----------------------
     def _deliver_all(self, targets: dict[str, list[LocalTarget]]) -> list[DeliveryResult]:
+        """Every target but the last gets a hard link; the last, the spool file."""
         placed: dict[str, list[tuple[str, LocalTarget, str]]] = {}
         errors: dict[str, MailError] = {}
+        left = sum(len(tlist) for tlist in targets.values())
         for rcpt, tlist in targets.items():
             placed[rcpt] = []
             for target in tlist:
+                left -= 1
                 try:
-                    placed[rcpt].append(self._place(target))
+                    placed[rcpt].append(self._place(target) if left else self._rename(target))
                 except MailError as exc:
                     errors[rcpt] = exc
                     break

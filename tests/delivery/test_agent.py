@@ -342,3 +342,21 @@ def test_single_target_spool_on_another_file_system_is_linked_or_copied(
     new = store.account_path("bob@example.org") / "new"
     (name,) = _files(new)
     assert (new / name).read_bytes() == MESSAGE
+
+
+def test_last_target_refused_leaves_the_others_and_no_spool(store: MaildirStore) -> None:
+    limits = {"full@example.org": (10, 0)}
+    agent = MaildirDeliveryAgent(store, quota_lookup=lambda a: limits.get(a, (0, 0)))
+    targets = {
+        "bob@example.org": [LocalTarget("bob@example.org")],
+        "full@example.org": [LocalTarget("full@example.org")],
+    }
+    results = {r.recipient: r.error for r in deliver(agent, targets)}
+    assert results["bob@example.org"] is None
+    error = results["full@example.org"]
+    assert error is not None and error.kind is ErrorKind.OVER_QUOTA
+    assert _files(agent.spool_dir) == []
+    new = store.account_path("bob@example.org") / "new"
+    (name,) = _files(new)
+    assert (new / name).read_bytes() == MESSAGE and os.stat(new / name).st_nlink == 1
+    assert _files(store.account_path("full@example.org") / "new") == []
