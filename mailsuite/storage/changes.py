@@ -46,6 +46,12 @@ class ChangeHub:
         return unsubscribe
 
     def publish(self, change: MailboxChange) -> None:
+        """Queue ``change`` for the account's subscribers; with none there is
+        nothing to wake the reactor for (a session subscribing later syncs
+        when it selects a mailbox)."""
+        with self._lock:
+            if change.account not in self._subscribers:
+                return
         self._reactor.callFromThread(self._dispatch, change)
 
     def _dispatch(self, change: MailboxChange) -> None:

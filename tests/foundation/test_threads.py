@@ -61,3 +61,52 @@ def test_stop_finishes_queued_jobs() -> None:
     gate.set()
     runner.stop()
     assert sorted(done) == list(range(10))
+
+
+def _settle(d: defer.Deferred[Any]) -> Any:
+    """Run the reactor's thread-call queue until ``d`` fired (no reactor.run)."""
+    import time
+
+    out: list[Any] = []
+    d.addBoth(out.append)
+    deadline = time.monotonic() + 10
+    while not out and time.monotonic() < deadline:
+        reactor.runUntilCurrent()  # type: ignore[attr-defined]
+        time.sleep(0.001)
+    assert out, "job did not finish"
+    return out[0]
+
+
+def test_sequential_jobs_reuse_one_thread() -> None:
+    runner = ThreadPoolRunner(reactor, maxthreads=8)
+    runner.start()
+    try:
+        names = {_settle(runner.run(lambda: threading.current_thread().name)) for _ in range(30)}
+    finally:
+        runner.stop()
+    assert len(names) == 1
+
+
+def test_jobs_before_start_wait_for_it_and_threads_stay_bounded() -> None:
+    runner = ThreadPoolRunner(reactor, maxthreads=3)
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def job() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        gate.wait(5)
+        with lock:
+            running -= 1
+
+    for _ in range(12):
+        runner.run(job)
+    assert running == 0  # nothing runs before start()
+    runner.start()
+    gate.set()
+    runner.stop()
+    assert 1 <= peak <= 3
