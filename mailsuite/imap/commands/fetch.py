@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
 
 _EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
-_META_BATCH = 2000  # messages per batch when no file is read
+_META_BATCH = 1000  # messages per batch when no file is read
 _CONTENT_BATCH = 100  # messages per batch when files are read
 _BATCH_BYTES = 2 * 1024 * 1024  # stored bytes per batch
 _SMALL_BYTES = 256 * 1024  # at most this much in one batch: no write gate
@@ -261,11 +261,18 @@ def _meta_renderer(view: Any, atts: list[FetchAtt]) -> Callable[[list[tuple[int,
     is rendered once."""
     info, recent = view.info, view.recent
     rendered: dict[frozenset[str], bytes] = {}
+    rendered_recent: dict[frozenset[str], bytes] = {}
 
     def flag_text(f: frozenset[str]) -> bytes:
         text = rendered.get(f)
         if text is None:
             text = rendered[f] = b"FLAGS " + responses.flag_list(f).encode()
+        return text
+
+    def recent_text(f: frozenset[str]) -> bytes:
+        text = rendered_recent.get(f)
+        if text is None:
+            text = rendered_recent[f] = flag_text(f | {RECENT})
         return text
 
     def when(uid: int) -> bytes:
@@ -283,10 +290,13 @@ def _meta_renderer(view: Any, atts: list[FetchAtt]) -> Callable[[list[tuple[int,
         flags: list[bytes] = []
         if "FLAGS" in names:
             sets = info.flags_many([uid for _, uid in batch])
-            flags = [
-                flag_text(f | {RECENT} if uid in recent else f)
-                for (_, uid), f in zip(batch, sets, strict=True)
-            ]
+            if recent:
+                flags = [
+                    recent_text(f) if uid in recent else flag_text(f)
+                    for (_, uid), f in zip(batch, sets, strict=True)
+                ]
+            else:
+                flags = [flag_text(f) for f in sets]
             if names == ["FLAGS"]:  # the common shapes without a loop per item
                 pairs = zip(batch, flags, strict=True)
                 return b"".join([b"* %d FETCH (%s)\r\n" % (seq, f) for (seq, _), f in pairs])
