@@ -125,17 +125,9 @@ def finish(s: IMAPSession, result: Result, released: bool) -> Result:
 def uses_modseq(node: Any) -> bool:
     """True if a SEARCH tree has a MODSEQ key (§3.1.5: a CONDSTORE enabling
     command whose non-empty result carries ``(MODSEQ n)``)."""
-    from mailsuite.imap.searchmatch import And, Key, Not, Or
+    from mailsuite.imap.searchmatch import Key, any_leaf
 
-    if isinstance(node, Key):
-        return node.name == "MODSEQ"
-    if isinstance(node, And):
-        return any(uses_modseq(k) for k in node.keys)
-    if isinstance(node, Or):
-        return uses_modseq(node.left) or uses_modseq(node.right)
-    if isinstance(node, Not):
-        return uses_modseq(node.key)
-    return False
+    return any_leaf(node, lambda k: isinstance(k, Key) and k.name == "MODSEQ")
 
 
 # ---------------------------------------------------------------------------

@@ -598,46 +598,35 @@ def matches(node: Node, ctx: MessageContext) -> bool:
     return node.contains(ctx.seq, ctx.max_seq or ctx.seq)
 
 
+def any_leaf(node: Node, test: Callable[[Any], bool]) -> bool:
+    """True if ``test`` holds for some leaf (a :class:`Key`, a sequence set)
+    of the search tree, walking through AND, OR and NOT."""
+    if isinstance(node, And):
+        return any(any_leaf(k, test) for k in node.keys)
+    if isinstance(node, Or):
+        return any_leaf(node.left, test) or any_leaf(node.right, test)
+    if isinstance(node, Not):
+        return any_leaf(node.key, test)
+    return test(node)
+
+
 def needs_info(node: Node) -> bool:
     """True if matching ``node`` reads the size, internal date or modseq of
     a message (else :class:`MessageContext` may leave them at 0/epoch)."""
-    if isinstance(node, Key):
-        return node.name in _INFO_KEYS
-    if isinstance(node, And):
-        return any(needs_info(k) for k in node.keys)
-    if isinstance(node, Or):
-        return needs_info(node.left) or needs_info(node.right)
-    if isinstance(node, Not):
-        return needs_info(node.key)
-    return False
+    return any_leaf(node, lambda k: isinstance(k, Key) and k.name in _INFO_KEYS)
 
 
 def needs_header(node: Node) -> bool:
     """True if matching ``node`` may read the top-level header (header and SENT* keys)."""
-    if isinstance(node, Key):
-        return node.name in _HEADER_KEYS
-    if isinstance(node, And):
-        return any(needs_header(k) for k in node.keys)
-    if isinstance(node, Or):
-        return needs_header(node.left) or needs_header(node.right)
-    if isinstance(node, Not):
-        return needs_header(node.key)
-    return False
+    return any_leaf(node, lambda k: isinstance(k, Key) and k.name in _HEADER_KEYS)
+
+
+_CONTENT_EXTRA = frozenset({"HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"})
 
 
 def needs_content(node: Node) -> bool:
     """True if matching ``node`` may read the message file."""
-    if isinstance(node, Key):
-        return node.name in _STRING_KEYS or node.name in (
-            "HEADER",
-            "SENTBEFORE",
-            "SENTON",
-            "SENTSINCE",
-        )
-    if isinstance(node, And):
-        return any(needs_content(k) for k in node.keys)
-    if isinstance(node, Or):
-        return needs_content(node.left) or needs_content(node.right)
-    if isinstance(node, Not):
-        return needs_content(node.key)
-    return False
+    return any_leaf(
+        node,
+        lambda k: isinstance(k, Key) and (k.name in _STRING_KEYS or k.name in _CONTENT_EXTRA),
+    )

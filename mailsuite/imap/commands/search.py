@@ -25,13 +25,11 @@ from mailsuite.imap import condstore, esearch
 from mailsuite.imap.command import Request, Result, no, ok
 from mailsuite.imap.parser import ParseError
 from mailsuite.imap.searchmatch import (
-    And,
     MessageContext,
     Node,
-    Not,
-    Or,
     SearchParseError,
     SeqSet,
+    any_leaf,
     matches,
     needs_content,
     needs_info,
@@ -103,15 +101,7 @@ def search(s: IMAPSession, req: Request) -> Any:
 
 def _uses_sequence_numbers(node: Node) -> bool:
     """True if a search tree has a message-number set (not a UID set)."""
-    if isinstance(node, SeqSet):
-        return not node.uid
-    if isinstance(node, And):
-        return any(_uses_sequence_numbers(k) for k in node.keys)
-    if isinstance(node, Or):
-        return _uses_sequence_numbers(node.left) or _uses_sequence_numbers(node.right)
-    if isinstance(node, Not):
-        return _uses_sequence_numbers(node.key)
-    return False
+    return any_leaf(node, lambda k: isinstance(k, SeqSet) and not k.uid)
 
 
 async def _run(
