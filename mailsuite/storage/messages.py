@@ -85,7 +85,7 @@ class MessageList(Sequence[MessageInfo]):
     not change afterwards and the list may be read from any thread.
     """
 
-    __slots__ = ("_files", "_flags_of", "_modseq_of", "_mtimes", "_sizes", "_uids")
+    __slots__ = ("_all_flags", "_files", "_flags_of", "_modseq_of", "_mtimes", "_sizes", "_uids")
 
     def __init__(
         self,
@@ -99,6 +99,7 @@ class MessageList(Sequence[MessageInfo]):
         self._uids, self._files, self._sizes, self._mtimes = uids, files, sizes, mtimes
         self._flags_of = flags_of
         self._modseq_of = modseq_of or _no_modseq
+        self._all_flags: list[frozenset[str]] | None = None
 
     def __len__(self) -> int:
         return len(self._uids)
@@ -146,7 +147,17 @@ class MessageList(Sequence[MessageInfo]):
         return self._sizes[i]
 
     def flags_range(self, start: int, stop: int) -> list[frozenset[str]]:
-        """The flags of items ``start`` to ``stop - 1``."""
+        """The flags of items ``start`` to ``stop - 1``.
+
+        A range of 1,000 items or more makes the flags of the whole listing
+        once and keeps them (the file names never change: a change makes a
+        new listing), so a repeated ``FETCH 1:* (FLAGS)`` parses no name."""
+        memo = self._all_flags
+        if memo is None and stop - start >= 1000:
+            flags_of = self._flags_of
+            memo = self._all_flags = [flags_of(name) for name in self._files]
+        if memo is not None:
+            return memo[start:stop]
         flags_of = self._flags_of
         return [flags_of(name) for name in self._files[start:stop]]
 
