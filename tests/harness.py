@@ -23,11 +23,24 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")
+
+
+def wait_until(what: str, cond: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll ``cond`` every 50 ms until it returns something true (returned);
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

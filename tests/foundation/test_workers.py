@@ -25,7 +25,7 @@ from mailsuite.config import load
 from mailsuite.errors import ConfigError
 from mailsuite.worker import inherited_sockets
 from mailsuite.workers import accept_one_at_a_time, split_limit, worker_count
-from tests.harness import ServerProcess
+from tests.harness import ServerProcess, wait_until
 
 # -- units ----------------------------------------------------------------------
 
@@ -140,16 +140,6 @@ def _worker_pids(pid: int) -> list[int]:
     return pids
 
 
-def _wait(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -167,7 +157,7 @@ def two(tmp_path: Path) -> Any:
     )
     srv.start()
     try:
-        _wait(lambda: "worker 1 (pid" in srv.log())
+        wait_until("worker 1 to run", lambda: "worker 1 (pid" in srv.log())
         yield srv
     finally:
         srv.stop()
@@ -209,9 +199,9 @@ def test_a_killed_child_is_started_again(two: ServerProcess) -> None:
     assert two.proc is not None
     (old,) = _worker_pids(two.proc.pid)
     os.kill(old, signal.SIGKILL)
-    new = _wait(lambda: [p for p in _worker_pids(two.proc.pid) if p != old])  # type: ignore[union-attr]
+    new = wait_until("a new child", lambda: [p for p in _worker_pids(two.proc.pid) if p != old])  # type: ignore[union-attr]
     assert new and old not in new
-    _wait(lambda: two.log().count("worker 1 (pid") >= 2)
+    wait_until("the new child to run", lambda: two.log().count("worker 1 (pid") >= 2)
     assert "worker-1 ended" in two.log()
 
 
@@ -219,7 +209,7 @@ def test_sigterm_stops_every_process(two: ServerProcess) -> None:
     assert two.proc is not None
     (child,) = _worker_pids(two.proc.pid)
     two.stop()
-    _wait(lambda: not _alive(child), timeout=15)
+    wait_until("the child to exit", lambda: not _alive(child), timeout=15)
 
 
 def test_a_child_stops_when_the_primary_dies(two: ServerProcess) -> None:
@@ -227,4 +217,4 @@ def test_a_child_stops_when_the_primary_dies(two: ServerProcess) -> None:
     (child,) = _worker_pids(two.proc.pid)
     two.proc.kill()
     two.proc.wait(10)
-    _wait(lambda: not _alive(child), timeout=15)
+    wait_until("the child to exit", lambda: not _alive(child), timeout=15)

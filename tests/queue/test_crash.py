@@ -7,25 +7,14 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mailsuite.delivery.queue_store import DELIVERED, PENDING, QueueStore
 from mailsuite.interfaces import Envelope
-from tests.harness import subprocess_env
+from tests.harness import subprocess_env, wait_until
 
 HERE = Path(__file__).resolve().parent
-
-
-def _wait(what: str, cond: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _received(state: Path) -> list[dict[str, Any]]:
@@ -53,7 +42,7 @@ def test_killed_during_delivery_resumes_without_resending(tmp_path: Path) -> Non
     procs = [mx]
     try:
         ports = json.loads(
-            _wait(
+            wait_until(
                 "fake MX",
                 lambda: (state / "ports.json").exists() and (state / "ports.json").read_text(),
             )
@@ -75,7 +64,7 @@ def test_killed_during_delivery_resumes_without_resending(tmp_path: Path) -> Non
             statuses = {r.address: r.status for r in store.load(qid).recipients}
             return got == {"x@a.test", "y@b.test"} and statuses["x@a.test"] == DELIVERED
 
-        _wait("a.test delivered and b.test hanging", a_saved_b_in_flight)
+        wait_until("a.test delivered and b.test hanging", a_saved_b_in_flight)
         first.kill()  # SIGKILL: no cleanup of any kind
         first.wait()
         statuses = {r.address: r.status for r in store.load(qid).recipients}
@@ -84,7 +73,7 @@ def test_killed_during_delivery_resumes_without_resending(tmp_path: Path) -> Non
         (state / "hang").unlink()
         second = _spawn(*driver_args)
         procs.append(second)
-        _wait("the queue to empty", lambda: store.ids() == [])
+        wait_until("the queue to empty", lambda: store.ids() == [])
         rcpts = [r for t in _received(state) for r in t["rcpts"]]
         assert rcpts.count("x@a.test") == 1  # never sent again
         assert rcpts.count("y@b.test") == 2  # the unanswered try, then the real one

@@ -12,27 +12,15 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailsuite.admin.cli import main as admin_main
-from tests.harness import free_port, subprocess_env, twistd_command, write_config
+from tests.harness import free_port, subprocess_env, twistd_command, wait_until, write_config
 
 HERE = Path(__file__).resolve().parent
-
-
-def _wait(what: str, cond: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _listening(port: int) -> bool:
@@ -60,7 +48,7 @@ def test_submission_relays_and_bounces(tmp_path: Path) -> None:
             )
         )
         ports = json.loads(
-            _wait(
+            wait_until(
                 "fake MX",
                 lambda: (state / "ports.json").exists() and (state / "ports.json").read_text(),
             )
@@ -100,7 +88,7 @@ def test_submission_relays_and_bounces(tmp_path: Path) -> None:
         ]
         server = subprocess.Popen(cmd, cwd=tmp_path, env=env)
         procs.append(server)
-        _wait("submission listener", lambda: server.poll() is None and _listening(sub_port))
+        wait_until("submission listener", lambda: server.poll() is None and _listening(sub_port))
 
         def admin(*argv: str, stdin: str = "") -> int:
             return admin_main(
@@ -120,19 +108,19 @@ def test_submission_relays_and_bounces(tmp_path: Path) -> None:
             refused = c.sendmail("alice@example.test", ["x@a.test", "reject@b.test"], message)
         assert refused == {}
 
-        got = _wait("delivery to the remote MX", lambda: _received(state))
+        got = wait_until("delivery to the remote MX", lambda: _received(state))
         assert got[0]["from"] == "alice@example.test"
         assert got[0]["rcpts"] == ["x@a.test"]
         assert "Subject: out" in got[0]["data"]
 
         new = data / "mail" / "example.test" / "alice" / "new"
-        bounce_file = _wait("the bounce", lambda: new.is_dir() and sorted(new.iterdir()))[0]
+        bounce_file = wait_until("the bounce", lambda: new.is_dir() and sorted(new.iterdir()))[0]
         bounce = email.message_from_bytes(bounce_file.read_bytes(), policy=email.policy.default)
         assert bounce.get_content_type() == "multipart/report"
         status = bounce.get_payload()[1].get_payload()[1]  # type: ignore[index,union-attr]
         assert status["Final-Recipient"] == "rfc822;reject@b.test"
         assert status["Status"] == "5.1.1"
-        _wait("an empty queue", lambda: not list((data / "queue" / "env").iterdir()))
+        wait_until("an empty queue", lambda: not list((data / "queue" / "env").iterdir()))
     finally:
         for p in reversed(procs):
             if p.poll() is None:
