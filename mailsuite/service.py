@@ -92,6 +92,8 @@ def build_context(
     store = MaildirStore(data / "mail", hub=hub, quota_lookup=quota_lookup)
 
     agent = MaildirDeliveryAgent(store, quota_lookup=quota_lookup)
+    if worker == 0:
+        agent.clean_spool()  # debris of transactions a crash cut short
     auth = DirectoryAuthenticator(directory, runner, reactor, config.auth)
     if tls is None:
         tls = TLSContexts(config.tls, config.server.hostname, data)

@@ -69,6 +69,7 @@ QUOTA_CACHE_SECONDS = 2.0
 _MAX_CACHED = 4096  # accounts whose limits are cached before expired ones are dropped
 #: Content up to this size stays in memory until commit (see the module doc).
 HELD_MAX = 128 * 1024
+SPOOL_MAX_AGE = 36 * 3600  # seconds; the age after which Maildir tmp/ files are debris too
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
@@ -115,6 +116,31 @@ class MaildirDeliveryAgent:
             self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, _CREATE, 0o600)
         return path, fd
+
+    def clean_spool(self, max_age: float = SPOOL_MAX_AGE) -> int:
+        """Remove spool files not modified for ``max_age`` seconds; returns
+        how many.  Such a file belongs to a transaction whose process died
+        before the commit: its message was never acknowledged (a committed
+        file is renamed out of the spool before the 250), and a live
+        transaction writes to its file far more often than that.  Blocking:
+        the service calls it once at start, before the reactor runs."""
+        removed = 0
+        now = time.time()
+        try:
+            names = os.listdir(self.spool_dir)
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            path = os.path.join(self.spool_dir, name)
+            try:
+                if now - os.stat(path).st_mtime > max_age:
+                    os.unlink(path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            log.info("removed {n} abandoned spool files", n=removed)
+        return removed
 
     def limits(self, account: str) -> tuple[int, int]:
         """``quota_lookup(account)``, cached for :data:`QUOTA_CACHE_SECONDS`."""

@@ -360,3 +360,15 @@ def test_last_target_refused_leaves_the_others_and_no_spool(store: MaildirStore)
     (name,) = _files(new)
     assert (new / name).read_bytes() == MESSAGE and os.stat(new / name).st_nlink == 1
     assert _files(store.account_path("full@example.org") / "new") == []
+
+
+def test_clean_spool_removes_only_old_debris(store: MaildirStore, tmp_path: Path) -> None:
+    agent = MaildirDeliveryAgent(store, spool_dir=tmp_path / "spool")
+    assert agent.clean_spool() == 0  # no spool directory yet
+    (tmp_path / "spool").mkdir()
+    old, fresh = tmp_path / "spool" / "old", tmp_path / "spool" / "fresh"
+    old.write_bytes(b"cut short by a crash")
+    fresh.write_bytes(b"being received")
+    os.utime(old, (0, 0))
+    assert agent.clean_spool() == 1
+    assert not old.exists() and fresh.exists()
