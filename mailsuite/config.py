@@ -161,6 +161,9 @@ class IMAPConfig:
     timeout_unauthenticated: float = _opt(60.0, "seconds, > 0", lambda v: v > 0)
     timeout_authenticated: float = _opt(1800.0, "seconds, > 0", lambda v: v > 0)
     idle_poll_interval: float = _opt(5.0, "seconds, > 0", lambda v: v > 0)
+    # Per-process memory for message headers and small bodies (MiB).
+    header_cache_mb: int = _non_negative(32)
+    body_cache_mb: int = _non_negative(16)
 
 
 @dataclass(frozen=True)

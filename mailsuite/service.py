@@ -89,7 +89,13 @@ def build_context(
         user = directory.get_user(address)
         return (user.quota_bytes, user.quota_messages) if user else (0, 0)
 
-    store = MaildirStore(data / "mail", hub=hub, quota_lookup=quota_lookup)
+    store = MaildirStore(
+        data / "mail",
+        hub=hub,
+        quota_lookup=quota_lookup,
+        header_cache_bytes=config.imap.header_cache_mb * 1024 * 1024,
+        body_cache_bytes=config.imap.body_cache_mb * 1024 * 1024,
+    )
 
     agent = MaildirDeliveryAgent(store, quota_lookup=quota_lookup)
     if worker == 0:

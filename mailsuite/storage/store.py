@@ -38,6 +38,9 @@ class MaildirStore:
         hub: ChangeHub | None = None,
         clock: Callable[[], float] = time.time,
         quota_lookup: QuotaLookup | None = None,
+        *,
+        header_cache_bytes: int = 32 * 1024 * 1024,
+        body_cache_bytes: int = BODY_CACHE_BYTES,
     ) -> None:
         self.root = Path(root)
         self.hub = hub
@@ -47,8 +50,8 @@ class MaildirStore:
         self.syncer = DirSyncer()
         self._recounts: dict[str, float] = {}
         self.snapshots = SnapshotCache()
-        self.heads = HeaderCache()
-        self.bodies = HeaderCache(BODY_CACHE_BYTES)
+        self.heads = HeaderCache(header_cache_bytes)
+        self.bodies = HeaderCache(body_cache_bytes)
 
     def account_path(self, address: str) -> Path:
         """``<root>/<domain>/<localpart>``; raises BAD_ADDRESS for unusable addresses."""

@@ -167,3 +167,31 @@ def test_big_messages_are_not_kept(box: MaildirMailbox) -> None:
     box.sync()
     assert box.message_bytes(uid) == big
     assert box.cached_message(uid) is None
+
+
+def test_a_zero_limit_keeps_nothing_but_still_answers() -> None:
+    from mailsuite.storage.headcache import HeaderCache
+
+    cache = HeaderCache(0)
+    entry = cache.put("INBOX", "1.M1P1.h", b"Subject: x\r\n\r\n")
+    assert entry.raw == b"Subject: x\r\n\r\n"
+    assert cache.get("INBOX", "1.M1P1.h") is None and cache.total == 0
+
+
+def test_cache_sizes_come_from_the_config(tmp_path: Path) -> None:
+    from twisted.internet import reactor
+
+    from mailsuite.config import load
+    from mailsuite.service import build_context
+    from mailsuite.threads import InlineRunner
+
+    path = tmp_path / "m.toml"
+    path.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n[imap]\nheader_cache_mb = 0\nbody_cache_mb = 3\n'
+    )
+    context = build_context(load(path), reactor, runner=InlineRunner(), tls=object())
+    try:
+        assert context.store.heads.limit == 0  # type: ignore[attr-defined]
+        assert context.store.bodies.limit == 3 * 1024 * 1024  # type: ignore[attr-defined]
+    finally:
+        context.directory.close()  # type: ignore[attr-defined]
