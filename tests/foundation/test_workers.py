@@ -218,3 +218,12 @@ def test_a_child_stops_when_the_primary_dies(two: ServerProcess) -> None:
     two.proc.kill()
     two.proc.wait(10)
     wait_until("the child to exit", lambda: not _alive(child), timeout=15)
+
+
+def test_sighup_reaches_the_children(two: ServerProcess) -> None:
+    assert two.proc is not None
+    two.proc.send_signal(signal.SIGHUP)
+    wait_until(
+        "both processes to reload TLS", lambda: two.log().count("TLS certificate reloaded") >= 2
+    )
+    assert "worker-1 mailsuite.tls#info" in two.log()
