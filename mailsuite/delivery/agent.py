@@ -54,7 +54,7 @@ from twisted.logger import Logger
 
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import DeliveryResult, Envelope, LocalTarget, MailboxChange
-from mailsuite.storage.fsutil import UniqueNames
+from mailsuite.storage.fsutil import UniqueNames, write_all
 from mailsuite.storage.messages import CrlfNormalizer
 from mailsuite.storage.names import normalize, to_disk
 from mailsuite.storage.quota import MaildirSize
@@ -221,7 +221,7 @@ class MaildirDelivery:
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
-        _write_all(self._fd, data)
+        write_all(self._fd, data)
         self._size += len(data)
 
     def size(self) -> int:
@@ -381,21 +381,13 @@ def _copy_durably(src: str, dst: str) -> None:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             while chunk := f.read(256 * 1024):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, chunk)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
             _unlink_quiet(dst)
             raise
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _unlink_quiet(path: str) -> None:

@@ -42,6 +42,7 @@ from typing import IO, Any
 
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import Envelope
+from mailsuite.storage.fsutil import write_all
 
 STATE_VERSION = 1
 _ID_RE = re.compile(r"[0-9a-f]{8,40}")
@@ -316,9 +317,7 @@ class QueueStore:
         tmp = self.dir / "tmp" / f"{queue_id}.{secrets.token_hex(4)}.state"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, raw)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -26,15 +26,22 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes) -> int:
+    """Write all of ``data`` to ``fd`` (looping over short writes); returns
+    its length.  Raises OSError."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
+
+
 def append_durably(path: str | Path, data: bytes) -> os.stat_result:
     """Append ``data`` to an existing file and fdatasync it; returns the file's
     stat after the write (callers compare its size with what they expected to
     notice a writer that did not take their lock).  Raises OSError."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fdatasync(fd)
         return os.fstat(fd)
     finally:
@@ -55,9 +62,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     tmp = temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     except BaseException:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from mailsuite.storage.flags import build_info, split_name
+from mailsuite.storage.fsutil import write_all
 from mailsuite.storage.locking import DotLock
 from mailsuite.storage.messages import CHUNK, CrlfNormalizer
 from mailsuite.storage.viewbase import MailboxBase
@@ -144,8 +145,8 @@ def _write_crlf(source: IO[bytes], path: Path) -> int:
     norm = CrlfNormalizer()
     try:
         while chunk := source.read(CHUNK):
-            size += _write_all(fd, norm.feed(chunk))
-        size += _write_all(fd, norm.flush())
+            size += write_all(fd, norm.feed(chunk))
+        size += write_all(fd, norm.flush())
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -159,17 +160,10 @@ def _write_raw(source: IO[bytes], path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         while chunk := source.read(CHUNK):
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> int:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    return len(data)
 
 
 def _unlink_quiet(path: Path) -> None:
