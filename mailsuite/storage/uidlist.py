@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mailsuite.storage.fsutil import append_durably, atomic_write, fsync_dir, temp_name
+from mailsuite.storage.fsutil import append_durably, atomic_write, fsync_dir, temp_name, write_all
 
 UIDLIST_FILE = "dovecot-uidlist"
 UIDVALIDITY_FILE = "dovecot-uidvalidity"
@@ -212,7 +212,7 @@ class Uidlist:
         tmp = temp_name(self.path)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, data)
+            write_all(fd, data)
             os.fdatasync(fd)
             st = os.fstat(fd)
         finally:
