@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Protocol
 
+from mailsuite.imap.responses import EPOCH
 from mailsuite.mime.bodystructure import bodystructure
 from mailsuite.mime.decode import BinaryError, binary_section, binary_size
 from mailsuite.mime.envelope import envelope
@@ -228,7 +229,7 @@ def _render(
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % size
     if name == "INTERNALDATE":
-        when = internaldate or datetime.datetime.fromtimestamp(0, datetime.UTC)
+        when = internaldate or EPOCH
         return b"INTERNALDATE " + format_internaldate(when)
     if name == "ENVELOPE":
         return b"ENVELOPE " + envelope(msg.part)

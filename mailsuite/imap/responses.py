@@ -101,6 +101,11 @@ def _flag_order(flag: str) -> tuple[int, str]:
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
+#: The internal date of a message that has none to show (and the filler
+#: where a renderer needs a date it does not print).
+EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
+
+
 def internaldate(value: datetime.datetime) -> str:
     """``"17-Jul-1996 02:44:25 -0700"`` (RFC 3501 §9 ``date-time``), quoted."""
     if value.tzinfo is None:

@@ -12,7 +12,6 @@ command answers ``NO [EXPUNGEISSUED]`` (RFC 2180 §4.1.2, RFC 5530).
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,6 @@ from mailsuite.protocol.flow import WriteGate
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
 
-_EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
 _META_BATCH = 1000  # messages per batch when no file is read
 _CONTENT_BATCH = 100  # messages per batch when files are read
 _BATCH_BYTES = 2 * 1024 * 1024  # stored bytes per batch
@@ -454,7 +452,7 @@ def _render_header(att: FetchAtt, head: bytes) -> bytes:
         uid=0,
         flags=frozenset(),
         size=0,
-        internaldate=_EPOCH,
+        internaldate=responses.EPOCH,
         raw=head,
         part=content.header_part(head),
     )

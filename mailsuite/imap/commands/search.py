@@ -15,13 +15,12 @@ expunged, not yet reported to this client, never match.
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
 from mailsuite.errors import ErrorKind, MailError
-from mailsuite.imap import condstore, esearch
+from mailsuite.imap import condstore, esearch, responses
 from mailsuite.imap.command import Request, Result, no, ok
 from mailsuite.imap.parser import ParseError
 from mailsuite.imap.searchmatch import (
@@ -39,7 +38,6 @@ from mailsuite.imap.searchmatch import (
 if TYPE_CHECKING:
     from mailsuite.imap.server import IMAPSession
 
-_EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
 _CONTENT_BATCH = 200
 _META_BATCH = 5000
 _INLINE_MAX = 1000  # metadata-only searches of at most this many messages run on the reactor
@@ -165,24 +163,11 @@ def _match_batch(
     max_seq, max_uid = maxima
     # the process's header cache: header keys read the header there, and
     # every content key keeps what it derives in the entry's memo
-    content = needs_content(tree)
+    if not needs_content(tree):
+        return _match_meta(batch, tree, maxima, view)
     if heads is None:
-        heads = mailbox.header_entries([uid for _, uid in batch]) if content else {}
-    with_info = needs_info(tree)
-    size, when, modseq = 0, _EPOCH, 0
-    folded: dict[frozenset[str], frozenset[str]] = {}  # flag sets, case-folded once
-    many = getattr(view, "flags_many", None)
-    uids = [uid for _, uid in batch]
-    flag_sets = many(uids) if many is not None else [view.flags(uid) for uid in uids]
-    if not content:
-        return _match_meta(batch, flag_sets, tree, maxima, view)
-    for (seq, uid), flags in zip(batch, flag_sets, strict=True):
-        if with_info:
-            info = view.info[uid]
-            size, when, modseq = info.size, info.internaldate, info.modseq
-        lower = folded.get(flags)
-        if lower is None:
-            lower = folded[flags] = frozenset(f.casefold() for f in flags)
+        heads = mailbox.header_entries([uid for _, uid in batch])
+    for seq, uid, flags, lower, size, when, modseq in _facts(batch, tree, view):
         ctx = MessageContext(
             uid=uid,
             seq=seq,
@@ -207,35 +192,45 @@ def _match_batch(
     return out
 
 
+def _facts(batch: list[Any], tree: Node, view: Any) -> Any:
+    """Per (seq, uid) of ``batch``: (seq, uid, flags, case-folded flags,
+    size, internal date, modseq).  Flag sets are read in one call and folded
+    once per distinct set; size, date and modseq are read only when a key
+    of ``tree`` uses them (else 0, the epoch, 0)."""
+    with_info = needs_info(tree)
+    size, when, modseq = 0, responses.EPOCH, 0
+    folded: dict[frozenset[str], frozenset[str]] = {}
+    many = getattr(view, "flags_many", None)
+    uids = [uid for _, uid in batch]
+    flag_sets = many(uids) if many is not None else [view.flags(uid) for uid in uids]
+    for (seq, uid), flags in zip(batch, flag_sets, strict=True):
+        if with_info:
+            info = view.info[uid]
+            size, when, modseq = info.size, info.internaldate, info.modseq
+        lower = folded.get(flags)
+        if lower is None:
+            lower = folded[flags] = frozenset(f.casefold() for f in flags)
+        yield seq, uid, flags, lower, size, when, modseq
+
+
 def _match_meta(
-    batch: list[Any],
-    flag_sets: list[frozenset[str]],
-    tree: Node,
-    maxima: tuple[int, int],
-    view: Any,
+    batch: list[Any], tree: Node, maxima: tuple[int, int], view: Any
 ) -> list[tuple[int, int]]:
     """:func:`_match_batch` for keys that read no content: one context
     object, updated per message (no key reads the file or caches in it)."""
-    with_info = needs_info(tree)
-    folded: dict[frozenset[str], frozenset[str]] = {}
     ctx = MessageContext(
         uid=0,
         seq=0,
         flags=frozenset(),
         size=0,
-        internaldate=_EPOCH,
+        internaldate=responses.EPOCH,
         max_seq=maxima[0],
         max_uid=maxima[1],
     )
     out = []
-    for (seq, uid), flags in zip(batch, flag_sets, strict=True):
-        if with_info:
-            info = view.info[uid]
-            ctx.size, ctx.internaldate, ctx.modseq = info.size, info.internaldate, info.modseq
-        lower = folded.get(flags)
-        if lower is None:
-            lower = folded[flags] = frozenset(f.casefold() for f in flags)
+    for seq, uid, flags, lower, size, when, modseq in _facts(batch, tree, view):
         ctx.uid, ctx.seq, ctx.flags, ctx._flags = uid, seq, flags, lower
+        ctx.size, ctx.internaldate, ctx.modseq = size, when, modseq
         if matches(tree, ctx):
             out.append((seq, uid))
     return out
