@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mailsuite.errors import ErrorKind, MailError
+from mailsuite.storage.fsutil import write_all
 
 STALE_AFTER = 120.0
 EMPTY_STALE_AFTER = 10.0
@@ -81,11 +82,7 @@ class DotLock:
             delay = min(delay * 2, 0.05)
 
     def _create(self, content: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, content)
-        finally:
-            os.close(fd)
+        _write_file(self.path, os.O_EXCL, content)
 
     def _link(self, content: bytes) -> bool:
         """Take the lock as a hard link of this process's template; False
@@ -97,13 +94,9 @@ class DotLock:
                 os.utime(template)  # the lock's mtime: taken now
             except FileNotFoundError:
                 try:
-                    fd = os.open(template, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    _write_file(template, os.O_TRUNC, content)
                 except OSError:
                     return False
-                try:
-                    os.write(fd, content)
-                finally:
-                    os.close(fd)
             try:
                 os.link(template, self.path)  # FileExistsError: held
                 return True
@@ -170,3 +163,12 @@ def _alive(pid: int) -> bool:
     except OSError as exc:
         return exc.errno != errno.ESRCH
     return True
+
+
+def _write_file(path: str | Path, mode: int, content: bytes) -> None:
+    """Create ``path`` (``mode``: ``O_EXCL`` or ``O_TRUNC``) holding ``content``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
+    try:
+        write_all(fd, content)
+    finally:
+        os.close(fd)

@@ -157,16 +157,10 @@ class ReadMixin(MailboxBase):
                 else:
                     found[uid] = entry
         if missing:
-            cached = self._cache.get_many(list(missing), STRUCTURE_VERSION)
+            ends = self.header_ends(list(missing.values()))
             for base, uid in missing.items():
-                data = cached.get(base)
-                end = (
-                    _root_header_end(data)
-                    if isinstance(data, dict) and "hdr_end" in data
-                    else None
-                )
                 try:
-                    raw = self.header_bytes(uid, end)
+                    raw = self.header_bytes(uid, ends.get(uid))
                 except MailError as e:
                     if e.kind in (ErrorKind.EXPUNGED, ErrorKind.NONEXISTENT):
                         continue
