@@ -22,6 +22,8 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from mailsuite.workers import accept_one_at_a_time
+
 #: address family names used on a child's command line
 FAMILIES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6, "unix": socket.AF_UNIX}
 
@@ -58,11 +60,14 @@ class InheritedEndpoint:
 
 class Listener(service.Service):
     """One listener (see the module docstring); ``port`` is the
-    ``IListeningPort`` while it runs."""
+    ``IListeningPort`` while it runs.  With ``shared_clock`` the socket is
+    shared with other processes and the port accepts one connection per
+    wake-up (:func:`mailsuite.workers.accept_one_at_a_time`)."""
 
-    def __init__(self, endpoint: Any, factory: Any) -> None:
+    def __init__(self, endpoint: Any, factory: Any, shared_clock: Any = None) -> None:
         self.endpoint = endpoint
         self.factory = factory
+        self.shared_clock = shared_clock
         self.port: Any = None
         self._waiting: defer.Deferred[Any] | None = None
 
@@ -82,6 +87,8 @@ class Listener(service.Service):
 
         def listening(port: Any) -> None:
             self.port = port
+            if self.shared_clock is not None:
+                accept_one_at_a_time(port, self.shared_clock)
 
         self._waiting.addCallbacks(listening, failure.append)
         if failure:

@@ -33,13 +33,7 @@ from mailsuite.protocol.lines import ConnectionLimiter
 from mailsuite.storage.changes import ChangeHub
 from mailsuite.threads import ThreadPoolRunner
 from mailsuite.tls import TLSContexts
-from mailsuite.workers import (
-    WorkerPool,
-    accept_one_at_a_time,
-    child_argv,
-    split_limit,
-    worker_count,
-)
+from mailsuite.workers import WorkerPool, child_argv, split_limit, worker_count
 
 log = Logger()
 
@@ -222,12 +216,14 @@ def make_service(
             if not desc:
                 continue
             endpoint = endpoints.serverFromString(reactor, desc)
-        child = Listener(endpoint, make_factory(context, role))
+        # shared with other processes: accept one connection per wake-up
+        shared = reactor if processes > 1 else None
+        child = Listener(endpoint, make_factory(context, role), shared_clock=shared)
         child.setName(role)  # type: ignore[no-untyped-call]
         child.setServiceParent(top)  # type: ignore[no-untyped-call]
         listeners.append(child)
-    if processes > 1:
-        _share_listeners(top, reactor, config, config_path, listeners, processes, worker)
+    if processes > 1 and not worker:
+        _add_worker_pool(top, reactor, config, config_path, listeners, processes)
     log.info(
         "mailsuite starting: data dir {data}, hostname {host}, {n} process(es)",
         data=str(config.data_dir),
@@ -237,28 +233,15 @@ def make_service(
     return top
 
 
-def _share_listeners(
+def _add_worker_pool(
     top: MailService,
     reactor: Any,
     config: Config,
     config_path: str | None,
     listeners: list[Listener],
     processes: int,
-    worker: int,
 ) -> None:
-    """Accept one connection per wake-up on every listener and, in the
-    primary, add the pool that starts the other processes."""
-
-    class _Balanced(service.Service):
-        def startService(self) -> None:
-            super().startService()  # type: ignore[no-untyped-call]
-            for listener in listeners:
-                accept_one_at_a_time(listener.port, reactor)
-
-    balanced = _Balanced()
-    balanced.setServiceParent(top)  # type: ignore[no-untyped-call]
-    if worker:
-        return
+    """Add the primary's pool that starts the other processes on ``listeners``' sockets."""
 
     def sockets() -> list[tuple[int, str]]:
         return [
