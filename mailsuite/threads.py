@@ -61,7 +61,7 @@ class ThreadPoolRunner:
     :class:`mailsuite.interfaces.BlockingRunner`.
     """
 
-    def __init__(self, reactor: Any, minthreads: int = 2, maxthreads: int = 16) -> None:
+    def __init__(self, reactor: Any, maxthreads: int = 16) -> None:
         self.reactor = reactor
         self.maxthreads = max(1, maxthreads)
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ from mailsuite.threads import ThreadPoolRunner
 
 class RunnerTests(unittest.TestCase):
     def setUp(self) -> None:
-        self.runner = ThreadPoolRunner(reactor, minthreads=2, maxthreads=4)
+        self.runner = ThreadPoolRunner(reactor, maxthreads=4)
         self.runner.start()
         self.addCleanup(self.runner.stop)
 
@@ -47,7 +47,7 @@ class RunnerTests(unittest.TestCase):
 
 
 def test_stop_finishes_queued_jobs() -> None:
-    runner = ThreadPoolRunner(reactor, minthreads=2, maxthreads=2)
+    runner = ThreadPoolRunner(reactor, maxthreads=2)
     runner.start()
     done: list[int] = []
     gate = threading.Event()
