@@ -90,11 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     reactor: Any = _reactor
 
     from mailsuite import config as config_mod
+    from mailsuite.errors import ConfigError
     from mailsuite.service import make_service
 
     observer = cast(ILogObserver, jsonFileLogObserver(sys.stdout))
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    cfg = config_mod.load(args.config).with_data_dir(args.data_dir)
+    try:  # the file may have changed since the primary read it
+        cfg = config_mod.load(args.config).with_data_dir(args.data_dir)
+    except ConfigError as e:
+        log.error("worker {n}: {error}", n=args.index, error=str(e))
+        return 78  # EX_CONFIG; the primary logs the exit and retries later
     top = make_service(
         cfg,
         reactor,

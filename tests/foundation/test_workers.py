@@ -227,3 +227,24 @@ def test_sighup_reaches_the_children(two: ServerProcess) -> None:
         "both processes to reload TLS", lambda: two.log().count("TLS certificate reloaded") >= 2
     )
     assert "worker-1 mailsuite.tls#info" in two.log()
+
+
+def test_a_child_with_a_broken_config_exits_78_with_one_log_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.harness import subprocess_env
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nworkers = 99\n")
+    argv = [sys.executable, "-m", "mailsuite.worker", "--index", "1"]
+    argv += [f"--data-dir={tmp_path}", f"--config={bad}"]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        env=subprocess_env(),
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 78
+    assert b"workers" in done.stdout and b"Traceback" not in done.stderr
