@@ -105,12 +105,18 @@ def _account_dir(env: AdminEnv, address: str) -> Path | None:
     return path
 
 
+def _existing_user(directory: Any, address: str) -> Any:
+    """The user's record; AdminError NOUSER (67) if there is none."""
+    info = directory.get_user_info(address)
+    if info is None:
+        raise AdminError(f"user {address} does not exist", exits.NOUSER)
+    return info
+
+
 def cmd_del(args: argparse.Namespace, env: AdminEnv) -> int:
     directory = common.directory(env)
     with common.mail_errors():
-        info = directory.get_user_info(args.address)
-    if info is None:
-        raise AdminError(f"user {args.address} does not exist", exits.NOUSER)
+        info = _existing_user(directory, args.address)
     what = "user and maildir" if args.purge else "user (the maildir is kept)"
     if not args.yes and not common.confirm(env, f"Delete {what} {info.address}?"):
         raise AdminError("not deleted", exits.NOPERM)
@@ -135,9 +141,7 @@ def cmd_del(args: argparse.Namespace, env: AdminEnv) -> int:
 def cmd_passwd(args: argparse.Namespace, env: AdminEnv) -> int:
     directory = common.directory(env)
     with common.mail_errors():
-        info = directory.get_user_info(args.address)
-        if info is None:
-            raise AdminError(f"user {args.address} does not exist", exits.NOUSER)
+        info = _existing_user(directory, args.address)
         directory.set_password_hash(
             info.address, common.hasher(env).hash(common.new_password(args, env))
         )
@@ -178,9 +182,7 @@ def cmd_list(args: argparse.Namespace, env: AdminEnv) -> int:
 def cmd_show(args: argparse.Namespace, env: AdminEnv) -> int:
     directory = common.directory(env)
     with common.mail_errors():
-        info = directory.get_user_info(args.address)
-        if info is None:
-            raise AdminError(f"user {args.address} does not exist", exits.NOUSER)
+        info = _existing_user(directory, args.address)
         stored = directory.get_password_hash(info.address) or ""
         aliases = sorted(directory.sender_addresses(info.address) - {info.address})
     data = _user_dict(info)
@@ -221,9 +223,7 @@ def cmd_enable(args: argparse.Namespace, env: AdminEnv) -> int:
 def cmd_quota(args: argparse.Namespace, env: AdminEnv) -> int:
     directory = common.directory(env)
     with common.mail_errors():
-        info = directory.get_user_info(args.address)
-        if info is None:
-            raise AdminError(f"user {args.address} does not exist", exits.NOUSER)
+        info = _existing_user(directory, args.address)
         if args.bytes is None and args.messages is None:
             env.out(
                 f"{info.address}: {tables.format_size(info.quota_bytes)},"
