@@ -83,14 +83,7 @@ class Rfc822Parser:
         return 1 if self.pos < end else 0
 
     def parse_atom(self, out: list[str]) -> int:
-        m = _ATOM_RE.match(self.data, self.pos)
-        if m is None:
-            return -1
-        out.append(m.group())
-        self.pos = m.end()
-        if self.pos >= self.end:
-            return 0
-        return self.skip_lwsp()
+        return self._take(_ATOM_RE, out)
 
     def parse_dot_atom(self, out: list[str]) -> int:
         m = _ATOM_RE.match(self.data, self.pos)
@@ -117,8 +110,15 @@ class Rfc822Parser:
                 return 1
 
     def parse_mime_token(self, out: list[str]) -> int:
-        m = _TOKEN_RE.match(self.data, self.pos)
-        assert m is not None
+        return self._take(_TOKEN_RE, out)
+
+    def _take(self, pattern: re.Pattern[str], out: list[str]) -> int:
+        """Append the match of ``pattern`` at the position, then skip white
+        space: -1 if nothing matches, 0 at the end of the data, else what
+        skip_lwsp says."""
+        m = pattern.match(self.data, self.pos)
+        if m is None:
+            return -1
         out.append(m.group())
         self.pos = m.end()
         if self.pos >= self.end:
@@ -151,13 +151,7 @@ class Rfc822Parser:
         return -1
 
     def _parse_atom_or_dot(self, out: list[str]) -> int:
-        m = _ATOM_OR_DOT_RE.match(self.data, self.pos)
-        assert m is not None
-        out.append(m.group())
-        self.pos = m.end()
-        if self.pos >= self.end:
-            return 0
-        return self.skip_lwsp()
+        return self._take(_ATOM_OR_DOT_RE, out)
 
     def parse_phrase(self, out: list[str]) -> int:
         if self.pos >= self.end:
