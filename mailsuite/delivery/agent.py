@@ -54,7 +54,7 @@ from twisted.logger import Logger
 
 from mailsuite.errors import ErrorKind, MailError
 from mailsuite.interfaces import DeliveryResult, Envelope, LocalTarget, MailboxChange
-from mailsuite.storage.fsutil import UniqueNames, write_all
+from mailsuite.storage.fsutil import UniqueNames, copy_durably, unlink_quiet, write_all
 from mailsuite.storage.messages import CrlfNormalizer
 from mailsuite.storage.names import normalize, to_disk
 from mailsuite.storage.quota import MaildirSize
@@ -233,7 +233,7 @@ class MaildirDelivery:
             os.close(self._fd)
             self._fd = None
         if self.path is not None:
-            _unlink_quiet(self.path)
+            unlink_quiet(self.path)
             self.path = None
 
     def commit(self, targets: dict[str, list[LocalTarget]]) -> list[DeliveryResult]:
@@ -338,12 +338,13 @@ class MaildirDelivery:
             agent.recreate(target.account)  # deleted, or raced with a repair
             os.link(self.path, tmp)
         except OSError:
-            _copy_durably(self.path, tmp)
+            with open(self.path, "rb") as f:
+                copy_durably(f, tmp)
         new_dir = os.path.join(fdir, "new")
         try:
             os.rename(tmp, os.path.join(new_dir, base))
         except BaseException:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise
         account.quota.add(self._size, 1)
         return new_dir, target, folder
@@ -374,24 +375,3 @@ def _folder_or_inbox(root: Path, name: str) -> str:
     if disk and not (root / disk / "cur").is_dir():
         return "INBOX"
     return canonical
-
-
-def _copy_durably(src: str, dst: str) -> None:
-    with open(src, "rb") as f:
-        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            while chunk := f.read(256 * 1024):
-                write_all(fd, chunk)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            _unlink_quiet(dst)
-            raise
-        os.close(fd)
-
-
-def _unlink_quiet(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import IO, Protocol
 
 _counter = itertools.count(1)
 
@@ -33,6 +34,39 @@ def write_all(fd: int, data: bytes) -> int:
     while view:
         view = view[os.write(fd, view) :]
     return len(data)
+
+
+class Transform(Protocol):
+    """Rewrites a byte stream chunk by chunk (e.g. ``CrlfNormalizer``)."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+def copy_durably(
+    source: IO[bytes],
+    path: str | Path,
+    transform: Transform | None = None,
+    chunk: int = 256 * 1024,
+) -> int:
+    """Copy ``source`` into the new file ``path`` (``O_EXCL``, mode 0600),
+    through ``transform`` if given, and fsync it; returns the bytes written.
+    On any failure the file is removed and the error raised (OSError)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    size = 0
+    try:
+        while data := source.read(chunk):
+            size += write_all(fd, transform.feed(data) if transform else data)
+        if transform is not None:
+            size += write_all(fd, transform.flush())
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        unlink_quiet(path)
+        raise
+    os.close(fd)
+    return size
 
 
 def append_durably(path: str | Path, data: bytes) -> os.stat_result:
@@ -67,19 +101,19 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise
     os.close(fd)
     try:
         os.replace(tmp, path)
     except BaseException:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise
     if durable:
         fsync_dir(path.parent)
 
 
-def _unlink_quiet(path: Path) -> None:
+def unlink_quiet(path: str | Path) -> None:
     try:
         os.unlink(path)
     except OSError:

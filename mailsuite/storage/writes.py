@@ -14,11 +14,10 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import IO
 
 from mailsuite.storage.flags import build_info, split_name
-from mailsuite.storage.fsutil import write_all
+from mailsuite.storage.fsutil import copy_durably, unlink_quiet
 from mailsuite.storage.locking import DotLock
 from mailsuite.storage.messages import CHUNK, CrlfNormalizer
 from mailsuite.storage.viewbase import MailboxBase
@@ -86,7 +85,7 @@ class WriteMixin(MailboxBase):
         with self._lock:
             letters = self._letters(flags, create=True)
         tmp = self._tmp / self._ctx.names.new(self._ctx.clock())
-        size = _write_crlf(source, tmp)
+        size = copy_durably(source, tmp, CrlfNormalizer(), CHUNK)
         try:
             self._ctx.quota.check(size)
             when = internaldate.timestamp() if internaldate else self._ctx.clock()
@@ -94,7 +93,7 @@ class WriteMixin(MailboxBase):
             base = self._ctx.names.new(self._ctx.clock(), size)
             os.rename(tmp, self._cur / f"{base}:2,{build_info(letters)}")
         except BaseException:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise
         self._ctx.syncer.sync(self._cur)
         uid = self.assign_uids([base])[base]
@@ -132,42 +131,7 @@ class WriteMixin(MailboxBase):
             return None
         except OSError:
             with open(path, "rb") as f:
-                _write_raw(f, tmp)
+                copy_durably(f, tmp, chunk=CHUNK)
             os.utime(tmp, (st.st_mtime, st.st_mtime))
         os.rename(tmp, self._cur / f"{base}:2,{build_info(letters)}")
         return base, "2," + build_info(letters)
-
-
-def _write_crlf(source: IO[bytes], path: Path) -> int:
-    """Copy ``source`` into a new file with CRLF line ends, fsync it; return its size."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    size = 0
-    norm = CrlfNormalizer()
-    try:
-        while chunk := source.read(CHUNK):
-            size += write_all(fd, norm.feed(chunk))
-        size += write_all(fd, norm.flush())
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        _unlink_quiet(path)
-        raise
-    os.close(fd)
-    return size
-
-
-def _write_raw(source: IO[bytes], path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        while chunk := source.read(CHUNK):
-            write_all(fd, chunk)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quiet(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
