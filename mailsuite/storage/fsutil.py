@@ -69,6 +69,16 @@ def copy_durably(
     return size
 
 
+def stat_sig(path: str | Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime ns) of ``path``, None if it does not exist: a
+    cheap "did this file change?" signature."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def append_durably(path: str | Path, data: bytes) -> os.stat_result:
     """Append ``data`` to an existing file and fdatasync it; returns the file's
     stat after the write (callers compare its size with what they expected to

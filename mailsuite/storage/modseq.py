@@ -107,7 +107,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mailsuite.storage.fsutil import append_durably, atomic_write
+from mailsuite.storage.fsutil import append_durably, atomic_write, stat_sig
 from mailsuite.storage.locking import DotLock
 
 MODSEQ_FILE = "mailsuite.modseq"
@@ -260,11 +260,7 @@ class ModseqLog:
         return out
 
     def stat_sig(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return stat_sig(self.path)
 
     def refresh(self, uidvalidity: int) -> set[int] | None:
         """Re-read what changed.  Returns the UIDs whose modseq (or expunge)

@@ -24,7 +24,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mailsuite.storage.fsutil import append_durably, atomic_write, fsync_dir, temp_name, write_all
+from mailsuite.storage.fsutil import (
+    append_durably,
+    atomic_write,
+    fsync_dir,
+    stat_sig,
+    temp_name,
+    write_all,
+)
 
 UIDLIST_FILE = "dovecot-uidlist"
 UIDVALIDITY_FILE = "dovecot-uidvalidity"
@@ -50,11 +57,7 @@ class Uidlist:
 
     # ------------------------------------------------------------ reading
     def stat_sig(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return stat_sig(self.path)
 
     def refresh(self) -> bool:
         """Re-read the file if it changed (appended part only when possible).
